@@ -1,0 +1,512 @@
+//! The controller: gathers inputs, calls the plan, applies it, reports. Decisions live in
+//! [`crate::plan`]; building objects in [`crate::secret`] and [`crate::status`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, PartialObjectMeta, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+
+use crate::api::{
+    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, FINALIZER, INVALIDATE_ANNOTATION,
+    IssueReason, ROTATE_ANNOTATION,
+};
+use crate::error::Error;
+use crate::plan::{self, Annotated, Observed};
+use crate::policy::Policy;
+use crate::report::{self, Audit, Reason};
+use crate::secret::{self, Desired};
+use crate::status::{self, Readiness};
+use crate::token;
+
+/// Longest single wait: far-future due times are re-checked (without writing) after this.
+const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);
+/// Retry delay after a transient error (API unavailable, conflict).
+const RETRY_TRANSIENT: Duration = Duration::from_secs(5);
+const RETRY_PERMANENT: Duration = Duration::from_secs(300);
+
+pub struct Settings {
+    /// Watch only this namespace; all namespaces when None.
+    pub namespace: Option<String>,
+    /// Reconciles that may run at once.
+    pub workers: u16,
+    /// Identity in Events (`reportingInstance`).
+    pub instance: Option<String>,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, settings: Settings) {
+    let (tokens, secrets): (Api<ApiToken>, Api<PartialObjectMeta<Secret>>) =
+        match &settings.namespace {
+            Some(ns) => (
+                Api::namespaced(client.clone(), ns),
+                Api::namespaced(client.clone(), ns),
+            ),
+            None => (Api::all(client.clone()), Api::all(client.clone())),
+        };
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance: settings.instance,
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client, reporter),
+    });
+
+    let controller = Controller::new(tokens, watcher::Config::default().any_semantic());
+    let store = controller.store();
+    // Every Secret, metadata only: ours to notice deletion and edits, foreign ones so a conflict
+    // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
+    let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .touched_objects();
+    controller
+        .watches_stream(secret_events, move |s| {
+            let (ns, name) = (s.namespace(), s.name_any());
+            store
+                .state()
+                .into_iter()
+                .filter(|t| t.namespace() == ns && t.secret_name() == name)
+                .map(|t| ObjectRef::from_obj(t.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .with_config(ControllerConfig::default().concurrency(settings.workers))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(namespace = obj.namespace.as_deref(), name = %obj.name, "reconciled"),
+                Err(error) => tracing::debug!(error = %error, "reconcile stream"),
+            }
+        })
+        .await;
+    tracing::info!("controller stopped");
+}
+
+fn error_policy(token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(
+        namespace = token.namespace().as_deref(),
+        name = %token.name_any(),
+        category = error.category(),
+        error = %ErrorChain(error),
+        "reconcile failed"
+    );
+    Action::requeue(if error.is_transient() {
+        RETRY_TRANSIENT
+    } else {
+        RETRY_PERMANENT
+    })
+}
+
+/// Formats an error with its sources, one per `: `.
+struct ErrorChain<'a>(&'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(s) = source {
+            write!(f, ": {s}")?;
+            source = s.source();
+        }
+        Ok(())
+    }
+}
+
+async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = token.namespace().ok_or(Error::NoNamespace)?;
+    let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, token, |event| async {
+        match event {
+            Finalizer::Apply(token) => apply(&token, &ctx, &ns).await,
+            Finalizer::Cleanup(token) => cleanup(&token, &ctx, &ns).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// One reconcile of a live ApiToken: gather, plan, apply, report.
+async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let now = Timestamp::now();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let mut status = token.status.clone().unwrap_or_default();
+    status.secret_name = Some(token.secret_name());
+    let generation = token.metadata.generation;
+
+    let policy = match Policy::resolve(&token.spec) {
+        Ok(policy) => policy,
+        Err(invalid) => {
+            status::set_ready(
+                &mut status,
+                Readiness::InvalidSpec,
+                invalid.0.clone(),
+                generation,
+                now,
+            );
+            if write_status(token, ctx, &status).await? {
+                report::event(&ctx.recorder, token, Reason::InvalidSpec, invalid.0).await;
+            }
+            // Nothing to retry until the object changes.
+            return Ok(Action::await_change());
+        }
+    };
+
+    let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    let ours = observed_secret
+        .as_ref()
+        .filter(|s| secret::is_ours(s, token));
+    let values = ours.map(secret::values);
+    let annotations = token.annotations();
+    let rotate_request = annotations.get(ROTATE_ANNOTATION).map(String::as_str);
+    let observed = Observed {
+        status: token.status.as_ref(),
+        rotate_request,
+        invalidate_previous: annotations
+            .get(INVALIDATE_ANNOTATION)
+            .is_some_and(|v| v == "true"),
+        secret: secret::observe(observed_secret.as_ref(), token),
+        now,
+    };
+    let plan = plan::plan(&policy, &observed);
+    tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
+
+    let (current, previous) = values.map_or((None, None), |v| (v.current, v.previous));
+    let mut after_write: Option<(Reason, String, Audit)> = None;
+    match &plan.action {
+        plan::Action::Conflict => {
+            let message = format!(
+                "Secret {} exists and is not managed by this ApiToken; it is left untouched",
+                token.secret_name()
+            );
+            status::set_ready(
+                &mut status,
+                Readiness::SecretConflict,
+                message.clone(),
+                generation,
+                now,
+            );
+            if write_status(token, ctx, &status).await? {
+                report::event(&ctx.recorder, token, Reason::SecretConflict, message).await;
+            }
+            // The Secret watch brings us back when the foreign Secret changes or goes.
+            return Ok(Action::await_change());
+        }
+        &plan::Action::Issue {
+            reason,
+            previous_until,
+        } => {
+            let new = token::generate(&policy.format)?;
+            let handed_over = previous_until.and(current.as_ref());
+            let issue = Annotated {
+                revision: status.revision.unwrap_or(0) + 1,
+                fingerprint: new.fingerprint(),
+                issued_at: now,
+                reason,
+                previous_until: handed_over.and(previous_until),
+            };
+            let desired = Desired {
+                current: Some(&new),
+                previous: handed_over,
+                issue: &issue,
+                expires_at: plan.expires_at,
+            };
+            apply_secret(&secrets, token, ours, &desired).await?;
+            let old_fingerprint = status.fingerprint.clone();
+            status::record_issue(
+                &mut status,
+                &issue,
+                handed_over.map(token::Token::fingerprint),
+            );
+            status.format = Some(policy.format.to_spec());
+            if let Some(request) = rotate_request {
+                status.last_rotate_request = Some(request.to_owned());
+            }
+            after_write = Some(issue_report(token, &issue, old_fingerprint.as_deref()));
+        }
+        plan::Action::Recover(issue) => {
+            let prev = previous
+                .as_ref()
+                .filter(|_| issue.previous_until.is_some_and(|t| t > now));
+            let desired = Desired {
+                current: current.as_ref(),
+                previous: prev,
+                issue,
+                expires_at: plan.expires_at,
+            };
+            apply_secret(&secrets, token, ours, &desired).await?;
+            status::record_issue(&mut status, issue, prev.map(token::Token::fingerprint));
+            status.format = Some(policy.format.to_spec());
+            tracing::info!(namespace = ns, name = %token.name_any(), revision = issue.revision, "recovered status from the Secret");
+        }
+        plan::Action::Expire => {
+            if let Some(issue) = current_issue(&status, None) {
+                let desired = Desired {
+                    current: None,
+                    previous: None,
+                    issue: &issue,
+                    expires_at: plan.expires_at,
+                };
+                apply_secret(&secrets, token, ours, &desired).await?;
+            }
+            if status::ready_reason(token.status.as_ref()) != Some(Readiness::Expired.as_str()) {
+                status::record_expiry(&mut status, plan.expires_at.unwrap_or(now));
+                let note = format!(
+                    "revision {} ({}) expired; autoRenew is off, so the value was removed",
+                    status.revision.unwrap_or(0),
+                    status.fingerprint.as_deref().unwrap_or("-")
+                );
+                let audit = audit_for(token, "expire", &status, "Expired", None);
+                after_write = Some((Reason::Expired, note, audit));
+            }
+            let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
+            status::set_ready(
+                &mut status,
+                Readiness::Expired,
+                message.into(),
+                generation,
+                now,
+            );
+        }
+        &plan::Action::Keep { previous_until } => {
+            let prev = previous.as_ref().filter(|_| previous_until.is_some());
+            if let Some(issue) = current_issue(&status, previous_until.filter(|_| prev.is_some())) {
+                let desired = Desired {
+                    current: current.as_ref(),
+                    previous: prev,
+                    issue: &issue,
+                    expires_at: plan.expires_at,
+                };
+                apply_secret(&secrets, token, ours, &desired).await?;
+            }
+            if previous_until.is_none() {
+                status.previous = None;
+            }
+        }
+    }
+    if !matches!(plan.action, plan::Action::Expire) {
+        let message = format!(
+            "revision {} is current ({})",
+            status.revision.unwrap_or(0),
+            status.fingerprint.as_deref().unwrap_or("-")
+        );
+        status::set_ready(&mut status, Readiness::Issued, message, generation, now);
+    }
+    status.expires_at = plan.expires_at.map(Time);
+    status.next_rotation_at = plan.next_rotation.map(Time);
+    write_status(token, ctx, &status).await?;
+
+    if let Some((reason, note, audit)) = after_write {
+        report::audit(&audit);
+        report::event(&ctx.recorder, token, reason, note).await;
+    }
+    Ok(requeue_at(plan.next_due, now))
+}
+
+/// The issue the status describes, as written into Secret annotations.
+fn current_issue(status: &ApiTokenStatus, previous_until: Option<Timestamp>) -> Option<Annotated> {
+    Some(Annotated {
+        revision: status.revision?,
+        fingerprint: status.fingerprint.clone()?,
+        issued_at: status.issued_at.as_ref()?.0,
+        reason: status
+            .last_rotation
+            .as_ref()
+            .map_or(IssueReason::Created, |r| r.reason),
+        previous_until,
+    })
+}
+
+fn issue_report(token: &ApiToken, issue: &Annotated, old: Option<&str>) -> (Reason, String, Audit) {
+    let secret = token.secret_name();
+    let (rev, fp) = (issue.revision, &issue.fingerprint);
+    let (reason, note, action) = match issue.reason {
+        IssueReason::Created => (
+            Reason::Issued,
+            format!("issued revision {rev} ({fp}) into Secret {secret}"),
+            "issue",
+        ),
+        IssueReason::SecretLost => (
+            Reason::SecretLost,
+            format!("Secret {secret} was deleted; issued revision {rev} ({fp})"),
+            "rotate",
+        ),
+        IssueReason::Tampered => (
+            Reason::Tampered,
+            format!(
+                "token in Secret {secret} was changed outside the operator; issued revision {rev} ({fp})"
+            ),
+            "rotate",
+        ),
+        trigger => (
+            Reason::Rotated,
+            format!(
+                "rotated to revision {rev}: {} -> {fp} (trigger: {})",
+                old.unwrap_or("-"),
+                trigger.as_str()
+            ),
+            "rotate",
+        ),
+    };
+    let actor = (issue.reason == IssueReason::Requested)
+        .then(|| report::rotate_requester(token))
+        .flatten();
+    let audit = Audit {
+        action,
+        namespace: token.namespace().unwrap_or_default(),
+        name: token.name_any(),
+        revision: Some(rev),
+        fingerprint: Some(fp.clone()),
+        reason: issue.reason.as_str(),
+        actor,
+    };
+    (reason, note, audit)
+}
+
+fn audit_for(
+    token: &ApiToken,
+    action: &'static str,
+    status: &ApiTokenStatus,
+    reason: &'static str,
+    actor: Option<String>,
+) -> Audit {
+    Audit {
+        action,
+        namespace: token.namespace().unwrap_or_default(),
+        name: token.name_any(),
+        revision: status.revision,
+        fingerprint: status.fingerprint.clone(),
+        reason,
+        actor,
+    }
+}
+
+/// Writes the Secret by server-side apply when it differs from what we observed. An update
+/// carries the observed resourceVersion, so a Secret replaced meanwhile is never overwritten.
+async fn apply_secret(
+    secrets: &Api<Secret>,
+    token: &ApiToken,
+    observed: Option<&Secret>,
+    desired: &Desired<'_>,
+) -> Result<(), Error> {
+    let mut want = secret::secret_for(token, desired);
+    if let Some(observed) = observed {
+        if !secret::needs_write(observed, &want) {
+            return Ok(());
+        }
+        want.metadata.resource_version = observed.resource_version();
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    secrets
+        .patch(&token.secret_name(), &params, &Patch::Apply(&want))
+        .await?;
+    Ok(())
+}
+
+/// Server-side applies the status when it changed. Returns whether it wrote.
+async fn write_status(
+    token: &ApiToken,
+    ctx: &Context,
+    status: &ApiTokenStatus,
+) -> Result<bool, Error> {
+    if token.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let api: Api<ApiToken> = Api::namespaced(
+        ctx.client.clone(),
+        &token.namespace().ok_or(Error::NoNamespace)?,
+    );
+    let body = serde_json::json!({
+        "apiVersion": ApiToken::api_version(&()),
+        "kind": ApiToken::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &token.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Requeue at the next due time; a due time in the past runs again at once.
+fn requeue_at(next_due: Option<Timestamp>, now: Timestamp) -> Action {
+    match next_due {
+        None => Action::await_change(),
+        Some(due) => {
+            let wait = due.duration_since(now).max(SignedDuration::ZERO);
+            // Sub-second rounding up so we never wake a hair before the due time.
+            let wait =
+                Duration::try_from(wait).unwrap_or(Duration::ZERO) + Duration::from_millis(50);
+            Action::requeue(wait.min(MAX_REQUEUE))
+        }
+    }
+}
+
+/// Finalizer cleanup: revoke (delete) or retain (disown) the Secret.
+async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = token.secret_name();
+    let Some(secret) = secrets
+        .get_opt(&name)
+        .await?
+        .filter(|s| secret::is_ours(s, token))
+    else {
+        return Ok(Action::await_change());
+    };
+    let status = token.status.clone().unwrap_or_default();
+    match token.spec.deletion_policy.unwrap_or_default() {
+        DeletionPolicy::Delete => {
+            let params = DeleteParams {
+                preconditions: Some(Preconditions {
+                    uid: secret.uid(),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            secrets.delete(&name, &params).await?;
+            let note = format!(
+                "deleted Secret {name}; revision {} ({}) is revoked",
+                status.revision.unwrap_or(0),
+                status.fingerprint.as_deref().unwrap_or("-")
+            );
+            report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
+            report::event(&ctx.recorder, token, Reason::Revoked, note).await;
+        }
+        DeletionPolicy::Retain => {
+            // Replace the owner list with the others, guarded by resourceVersion.
+            let uid = token.uid().unwrap_or_default();
+            let others: Vec<_> = secret
+                .owner_references()
+                .iter()
+                .filter(|r| r.uid != uid)
+                .cloned()
+                .collect();
+            let patch = serde_json::json!({
+                "metadata": {"resourceVersion": secret.resource_version(), "ownerReferences": others}
+            });
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let note = format!("kept Secret {name} and removed this ApiToken's ownership");
+            report::audit(&audit_for(token, "retain", &status, "Retained", None));
+            report::event(&ctx.recorder, token, Reason::Retained, note).await;
+        }
+    }
+    Ok(Action::await_change())
+}

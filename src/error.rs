@@ -1,0 +1,36 @@
+//! Reconcile errors, with a fixed category for metrics and a transient/permanent split for retries.
+
+use crate::token::RandomError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes api request failed")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer failed")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("could not generate a token")]
+    Random(#[from] RandomError),
+    #[error("apitoken has no namespace")]
+    NoNamespace,
+}
+
+impl Error {
+    /// A fixed, low-cardinality label for metrics and logs.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::Kube(_) => "kube_api",
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                _ => "finalizer",
+            },
+            Self::Random(_) => "random",
+            Self::NoNamespace => "invalid_object",
+        }
+    }
+
+    /// Transient errors are retried soon; the rest wait longer (or for a change of the object).
+    pub fn is_transient(&self) -> bool {
+        !matches!(self.category(), "invalid_object")
+    }
+}

@@ -1,0 +1,23 @@
+//! apitoken-operator: API tokens as Kubernetes custom resources.
+//!
+//! Pure modules ([`token`], [`policy`], [`cron`], [`plan`], [`secret`], [`status`]) decide and
+//! build; [`controller`] talks to Kubernetes; `main.rs` only parses flags and starts things.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod controller;
+pub mod cron;
+pub mod error;
+pub mod plan;
+pub mod policy;
+pub mod report;
+pub mod secret;
+pub mod status;
+pub mod token;
+
+use kube::CustomResourceExt;
+
+/// The CustomResourceDefinition as YAML, as committed in `crds/apitoken.yaml`.
+pub fn crd_yaml() -> String {
+    serde_yaml::to_string(&api::ApiToken::crd()).expect("the CRD serializes")
+}

@@ -1,0 +1,84 @@
+use std::io::IsTerminal;
+
+use clap::{Parser, Subcommand};
+use kube::Client;
+use tracing_subscriber::{EnvFilter, fmt};
+
+use apitoken_operator::controller::{self, Settings};
+
+/// Manages API tokens as Kubernetes custom resources.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (kubeconfig from the environment or the in-cluster service account).
+    Run {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Reconciles that may run at once.
+        #[arg(long, default_value_t = 8)]
+        workers: u16,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
+        log_format: LogFormat,
+    },
+    /// Print the CustomResourceDefinition as YAML.
+    Crd,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Json,
+    Text,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Crd => print!("{}", apitoken_operator::crd_yaml()),
+        Command::Run {
+            namespace,
+            workers,
+            log_format,
+        } => {
+            init_logging(log_format);
+            let client = Client::try_default().await?;
+            let instance = std::env::var("POD_NAME")
+                .or_else(|_| std::env::var("HOSTNAME"))
+                .ok();
+            tracing::info!(
+                namespace = namespace.as_deref().unwrap_or("*"),
+                workers,
+                "starting"
+            );
+            controller::run(
+                client,
+                Settings {
+                    namespace,
+                    workers,
+                    instance,
+                },
+            )
+            .await;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! The spec with the operator's defaults applied and everything parsed, or the reason it cannot be.
+//!
+//! The schema rejects most bad input at apply time; what only the operator can judge (a cron
+//! expression, a time zone, values stored before the CRD's rules existed) ends here as
+//! [`InvalidSpec`], reported as Ready=False and never retried until the object changes.
+
+use std::str::FromStr;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::api::{ApiTokenSpec, DeletionPolicy};
+use crate::token::Format;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidSpec(pub String);
+
+/// When automatic rotations come due.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Schedule {
+    Every(SignedDuration),
+    Cron(Box<crate::cron::CronSchedule>),
+}
+
+impl Schedule {
+    /// The first due time strictly after `issued_at`.
+    pub fn next_after(&self, issued_at: Timestamp) -> Option<Timestamp> {
+        match self {
+            Self::Every(every) => issued_at.checked_add(*every).ok(),
+            Self::Cron(cron) => cron.next_after(issued_at),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub format: Format,
+    pub expires_after: Option<SignedDuration>,
+    pub schedule: Option<Schedule>,
+    /// How long before expiry a value is renewed; set whenever `expires_after` is.
+    pub renew_before: Option<SignedDuration>,
+    pub auto_renew: bool,
+    pub grace: SignedDuration,
+    pub deletion: DeletionPolicy,
+}
+
+pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_mins(1);
+
+pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, InvalidSpec> {
+    let bad = || {
+        InvalidSpec(format!(
+            "{field}: {value:?} is not a duration such as 90s, 10m or 720h"
+        ))
+    };
+    let parsed = kube::core::Duration::from_str(value).map_err(|_| bad())?;
+    if parsed.is_negative() {
+        return Err(bad());
+    }
+    SignedDuration::try_from(std::time::Duration::from(parsed)).map_err(|_| bad())
+}
+
+impl Policy {
+    pub fn resolve(spec: &ApiTokenSpec) -> Result<Self, InvalidSpec> {
+        let rotation = spec.rotation.clone().unwrap_or_default();
+        let expires_after = spec
+            .expires_after
+            .as_deref()
+            .map(|v| parse_duration("expiresAfter", v))
+            .transpose()?;
+        if expires_after.is_some_and(|d| d < MIN_INTERVAL) {
+            return Err(InvalidSpec("expiresAfter must be at least 1m".into()));
+        }
+        let schedule = match (&rotation.every, &rotation.schedule) {
+            (Some(_), Some(_)) => {
+                return Err(InvalidSpec(
+                    "set either rotation.every or rotation.schedule, not both".into(),
+                ));
+            }
+            (Some(every), None) => {
+                let every = parse_duration("rotation.every", every)?;
+                if every < MIN_INTERVAL {
+                    return Err(InvalidSpec("rotation.every must be at least 1m".into()));
+                }
+                Some(Schedule::Every(every))
+            }
+            (None, Some(expr)) => Some(Schedule::Cron(Box::new(crate::cron::CronSchedule::parse(
+                expr,
+                rotation.time_zone.as_deref(),
+            )?))),
+            (None, None) => None,
+        };
+        let renew_before = match (expires_after, &rotation.renew_before) {
+            (None, Some(_)) => {
+                return Err(InvalidSpec(
+                    "rotation.renewBefore needs expiresAfter".into(),
+                ));
+            }
+            (None, None) => None,
+            (Some(lifetime), None) => Some(lifetime / 3),
+            (Some(lifetime), Some(v)) => {
+                let before = parse_duration("rotation.renewBefore", v)?;
+                if before >= lifetime {
+                    return Err(InvalidSpec(
+                        "rotation.renewBefore must be shorter than expiresAfter".into(),
+                    ));
+                }
+                Some(before)
+            }
+        };
+        let grace = rotation
+            .grace_period
+            .as_deref()
+            .map(|v| parse_duration("rotation.gracePeriod", v))
+            .transpose()?
+            .unwrap_or(SignedDuration::ZERO);
+        Ok(Self {
+            format: Format::from_spec(spec.format.as_ref()),
+            expires_after,
+            schedule,
+            renew_before,
+            auto_renew: rotation.auto_renew.unwrap_or(true),
+            grace,
+            deletion: spec.deletion_policy.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Rotation;
+
+    fn spec(expires: Option<&str>, rotation: Rotation) -> ApiTokenSpec {
+        ApiTokenSpec {
+            expires_after: expires.map(Into::into),
+            rotation: Some(rotation),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let p = Policy::resolve(&ApiTokenSpec::default()).unwrap();
+        assert_eq!(p.format, Format::default());
+        assert!(p.auto_renew);
+        assert_eq!(p.grace, SignedDuration::ZERO);
+        assert_eq!(
+            (p.expires_after, p.renew_before, p.schedule),
+            (None, None, None)
+        );
+        assert_eq!(p.deletion, DeletionPolicy::Delete);
+    }
+
+    #[test]
+    fn renew_before_defaults_to_a_third_of_the_lifetime() {
+        let p = Policy::resolve(&spec(Some("720h"), Rotation::default())).unwrap();
+        assert_eq!(p.renew_before, Some(SignedDuration::from_hours(240)));
+    }
+
+    #[test]
+    fn durations_parse_go_style() {
+        assert_eq!(
+            parse_duration("f", "1h30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(parse_duration("f", "0s").unwrap(), SignedDuration::ZERO);
+        assert!(parse_duration("f", "-5m").is_err());
+        let err = parse_duration("rotation.every", "soon").unwrap_err();
+        assert!(err.0.contains("rotation.every"), "{err}");
+    }
+
+    #[test]
+    fn rejects_what_the_schema_would_have() {
+        let every = |e: &str| {
+            spec(
+                None,
+                Rotation {
+                    every: Some(e.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        assert!(Policy::resolve(&every("30s")).is_err());
+        assert!(Policy::resolve(&every("1m")).is_ok());
+        let both = Rotation {
+            every: Some("1h".into()),
+            schedule: Some("0 3 * * *".into()),
+            ..Default::default()
+        };
+        assert!(Policy::resolve(&spec(None, both)).is_err());
+        let renew = Rotation {
+            renew_before: Some("2h".into()),
+            ..Default::default()
+        };
+        assert!(Policy::resolve(&spec(Some("1h"), renew.clone())).is_err());
+        assert!(Policy::resolve(&spec(None, renew)).is_err());
+    }
+}
