@@ -11,6 +11,7 @@ pub mod error;
 pub mod plan;
 pub mod policy;
 pub mod report;
+pub mod rotate;
 pub mod secret;
 pub mod status;
 pub mod token;

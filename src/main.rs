@@ -5,6 +5,7 @@ use kube::Client;
 use tracing_subscriber::{EnvFilter, fmt};
 
 use apitoken_operator::controller::{self, Settings};
+use apitoken_operator::rotate;
 
 /// Manages API tokens as Kubernetes custom resources.
 #[derive(Parser)]
@@ -30,6 +31,17 @@ enum Command {
     },
     /// Print the CustomResourceDefinition as YAML.
     Crd,
+    /// Ask for one rotation, the GitOps-safe way: sets the apitoken.dev/rotate annotation to a new value.
+    Rotate {
+        /// The ApiToken.
+        name: String,
+        /// Namespace (default: the kubeconfig's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Drop the previous value at once instead of keeping it for the grace period (leaked token).
+        #[arg(long)]
+        invalidate_previous: bool,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -54,6 +66,16 @@ fn init_logging(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => print!("{}", apitoken_operator::crd_yaml()),
+        Command::Rotate {
+            name,
+            namespace,
+            invalidate_previous,
+        } => {
+            let client = Client::try_default().await?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+            let request = rotate::request(&client, &namespace, &name, invalidate_previous).await?;
+            println!("apitoken {namespace}/{name}: rotation requested ({request})");
+        }
         Command::Run {
             namespace,
             workers,

@@ -1,1 +1,6 @@
-
+//! End-to-end tests against the real control plane from tests/cluster (`make test` starts it).
+mod apitoken;
+mod cluster;
+mod harness;
+mod rotation;
+mod validation;

@@ -1,0 +1,334 @@
+//! Shared e2e plumbing: a client for the real control plane ($KUBECONFIG), a temporary namespace
+//! per test, the operator binary as a child process watching only that namespace, and waits.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use apitoken_operator::api::ApiToken;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, CustomResourceExt, ResourceExt};
+
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+
+pub async fn client() -> Client {
+    assert!(
+        std::env::var_os("KUBECONFIG").is_some(),
+        "KUBECONFIG is not set: run `make cluster-up` and export the line it prints"
+    );
+    Client::try_default()
+        .await
+        .expect("connect to the control plane in $KUBECONFIG")
+}
+
+/// Applies the ApiToken CRD (idempotent) and waits until it is served.
+pub async fn install_crd(client: &Client) {
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let crd = ApiToken::crd();
+    crds.patch(
+        &crd.name_any(),
+        &PatchParams::apply("e2e").force(),
+        &Patch::Apply(&crd),
+    )
+    .await
+    .expect("apply CRD");
+    let name = crd.name_any();
+    let established = await_condition(crds, &name, conditions::is_crd_established());
+    tokio::time::timeout(TIMEOUT, established)
+        .await
+        .expect("CRD established in time")
+        .expect("watch CRD");
+}
+
+/// A namespace that lives for one test.
+pub struct TestNs {
+    pub client: Client,
+    pub name: String,
+}
+
+impl TestNs {
+    pub async fn new(prefix: &str) -> Self {
+        let client = client().await;
+        install_crd(&client).await;
+        let name = format!("{prefix}-{:08x}", rand_suffix());
+        let ns = Namespace {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.clone()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("create namespace");
+        Self { client, name }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    pub fn tokens(&self) -> Api<ApiToken> {
+        self.api()
+    }
+
+    pub fn secrets(&self) -> Api<Secret> {
+        self.api()
+    }
+
+    /// Server-side applies an ApiToken from YAML as a user (not the operator) would.
+    pub async fn apply_yaml(&self, yaml: &str) -> ApiToken {
+        let token: ApiToken = serde_yaml::from_str(yaml).expect("valid ApiToken YAML");
+        self.apply(&token).await
+    }
+
+    pub async fn apply(&self, token: &ApiToken) -> ApiToken {
+        // Only what a user writes: name, labels, annotations and spec.
+        let mut clean = ApiToken::new(&token.name_any(), token.spec.clone());
+        clean.metadata.namespace = Some(self.name.clone());
+        clean.metadata.labels = token.metadata.labels.clone();
+        clean.metadata.annotations = token.metadata.annotations.clone();
+        self.tokens()
+            .patch(
+                &clean.name_any(),
+                &PatchParams::apply("e2e-user").force(),
+                &Patch::Apply(&clean),
+            )
+            .await
+            .expect("apply ApiToken")
+    }
+
+    /// Events about `name` in this namespace, oldest first.
+    pub async fn events(&self, name: &str) -> Vec<Event> {
+        let mut events: Vec<Event> = self
+            .api::<Event>()
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect();
+        events.sort_by_key(|e| e.event_time.as_ref().map(|t| t.0));
+        events
+    }
+
+    /// Events about `name` with `reason`, waiting for the first one: the operator publishes
+    /// Events after it writes status, so they can trail what a test waited for.
+    pub async fn events_with_reason(&self, name: &str, reason: &str) -> Vec<Event> {
+        eventually(&format!("a {reason} event for {name}"), TIMEOUT, || async {
+            let found: Vec<Event> = self
+                .events(name)
+                .await
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some(reason))
+                .collect();
+            (!found.is_empty()).then_some(found)
+        })
+        .await
+    }
+
+    pub async fn delete_namespace(self) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .delete(&self.name, &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+    }
+}
+
+fn rand_suffix() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    h.finish() as u32
+}
+
+/// Polls `check` until it returns Some or the timeout passes.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator binary, watching one namespace, logging JSON at debug level to a file.
+pub struct Operator {
+    child: Option<Child>,
+    pub log: PathBuf,
+    namespace: String,
+}
+
+impl Operator {
+    pub fn start(ns: &TestNs) -> Self {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join(format!("{}.log", ns.name));
+        let mut op = Self {
+            child: None,
+            log,
+            namespace: ns.name.clone(),
+        };
+        op.spawn();
+        op
+    }
+
+    fn spawn(&mut self) {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_apitoken-operator"))
+            .args([
+                "run",
+                "--namespace",
+                &self.namespace,
+                "--log-format",
+                "json",
+            ])
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start operator");
+        self.child = Some(child);
+    }
+
+    /// Stops with SIGTERM, as Kubernetes would, and waits for the process to exit.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Parsed JSON log lines for a tracing target such as `audit`.
+    pub fn json_lines(&self, target: &str) -> Vec<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"] == target)
+            .collect()
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The kubectl built with the control plane.
+pub fn kubectl() -> Command {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/cluster.sh");
+    let out = Command::new("bash")
+        .args([script, "bin"])
+        .output()
+        .expect("cluster.sh bin");
+    let dir = String::from_utf8(out.stdout).unwrap();
+    Command::new(PathBuf::from(dir.trim()).join("kubectl"))
+}
+
+/// Runs `kubectl apply -f -` with `yaml` on stdin; returns (success, stdout + stderr).
+pub fn kubectl_apply(namespace: &str, yaml: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = kubectl()
+        .args(["apply", "-n", namespace, "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(yaml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// The `token` key of a Secret as a string.
+pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
+    let bytes = secret.data.as_ref()?.get(key)?;
+    Some(String::from_utf8(bytes.0.clone()).expect("utf-8 secret value"))
+}
+
+/// Waits until the ApiToken's status satisfies `check`, and returns it.
+pub async fn wait_status<F>(
+    ns: &TestNs,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    check: F,
+) -> ApiToken
+where
+    F: Fn(&ApiToken) -> bool,
+{
+    eventually(what, timeout, || async {
+        let t = ns.tokens().get(name).await.ok()?;
+        check(&t).then_some(t)
+    })
+    .await
+}
+
+pub fn ready(t: &ApiToken) -> Option<(&str, &str)> {
+    let c = t
+        .status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")?;
+    Some((c.status.as_str(), c.reason.as_str()))
+}
+
+pub fn revision(t: &ApiToken) -> i64 {
+    t.status.as_ref().and_then(|s| s.revision).unwrap_or(0)
+}

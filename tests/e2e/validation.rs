@@ -1,0 +1,137 @@
+//! Bad input: rejected by `kubectl apply` with a clear message (one test per rule), or, where only
+//! the operator can judge, Ready=False InvalidSpec with one Warning Event and no retry loop.
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+
+use crate::harness::*;
+
+/// Applies an ApiToken with `spec` (YAML flow mapping) and asserts kubectl rejects it saying `message`.
+fn assert_rejected(name: &str, spec: &str, message: &str) {
+    let yaml = format!(
+        "apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {{name: {name}}}\nspec: {spec}\n"
+    );
+    let (ok, out) = kubectl_apply("default", &yaml);
+    if ok {
+        let _ = kubectl()
+            .args(["delete", "apitoken", name, "-n", "default", "--wait=false"])
+            .output();
+    }
+    assert!(!ok, "kubectl apply accepted an invalid ApiToken: {spec}");
+    assert!(
+        out.contains(message),
+        "expected {message:?} in kubectl output:\n{out}"
+    );
+}
+
+macro_rules! rejected {
+    ($($test:ident: $spec:expr => $message:expr;)*) => {$(
+        #[tokio::test]
+        async fn $test() {
+            install_crd(&client().await).await;
+            assert_rejected(&stringify!($test).replace('_', "-"), $spec, $message);
+        }
+    )*};
+}
+
+rejected! {
+    rejects_short_length: "{format: {length: 16}}" => "format.length must be between 32 and 256 random characters";
+    rejects_long_length: "{format: {length: 300}}" => "format.length must be between 32 and 256 random characters";
+    rejects_bad_prefix: "{format: {prefix: '9lives'}}" => "format.prefix must start with a letter";
+    rejects_prefix_with_symbols: "{format: {prefix: 'a b$'}}" => "format.prefix must start with a letter";
+    rejects_unknown_alphabet: "{format: {alphabet: base32}}" => "supported values: \"base62\", \"hex\", \"base64url\"";
+    rejects_every_and_schedule: "{rotation: {every: 24h, schedule: '0 3 * * *'}}" => "set either rotation.every or rotation.schedule, not both";
+    rejects_rotation_without_trigger: "{rotation: {gracePeriod: 10m}}" => "rotation needs rotation.every or rotation.schedule";
+    rejects_unparsable_every: "{rotation: {every: soon}}" => "rotation.every must be a duration such as 10m, 24h or 168h";
+    rejects_too_frequent_rotation: "{rotation: {every: 30s}}" => "rotation.every must be at least 1m";
+    rejects_unparsable_expiry: "{expiresAfter: forever}" => "expiresAfter must be a duration such as 90s, 10m or 720h";
+    rejects_unparsable_grace: "{rotation: {every: 1h, gracePeriod: a-while}}" => "rotation.gracePeriod must be a duration";
+    rejects_renew_before_past_lifetime: "{expiresAfter: 1h, rotation: {renewBefore: 2h}}" => "rotation.renewBefore needs expiresAfter and must be shorter than it";
+    rejects_renew_before_without_expiry: "{rotation: {every: 1h, renewBefore: 2h}}" => "rotation.renewBefore needs expiresAfter and must be shorter than it";
+    rejects_time_zone_without_schedule: "{rotation: {every: 1h, timeZone: Europe/Berlin}}" => "rotation.timeZone applies only to rotation.schedule";
+    rejects_reserved_data_key: "{secretTemplate: {data: {token: x}}}" => "must not use the reserved keys token, token.previous or expires-at";
+    rejects_reserved_previous_key: "{secretTemplate: {data: {token.previous: x}}}" => "must not use the reserved keys";
+    rejects_bad_data_key: "{secretTemplate: {data: {'a/b': x}}}" => "secretTemplate.data keys must be valid Secret keys";
+    rejects_unknown_placeholder: "{secretTemplate: {data: {k: '{{ user }}'}}}" => "may use only the placeholder {{ token }}";
+    rejects_bad_secret_name: "{secretName: Bad_Name}" => "secretName must be a valid Secret name";
+    rejects_operator_labels: "{secretTemplate: {labels: {app.kubernetes.io/managed-by: me}}}" => "must not set app.kubernetes.io/managed-by or apitoken.dev/ keys";
+    rejects_operator_annotations: "{secretTemplate: {annotations: {apitoken.dev/revision: '9'}}}" => "must not set apitoken.dev/ keys";
+}
+
+#[tokio::test]
+async fn rejects_changing_secret_name() {
+    let ns = TestNs::new("e2e-rename").await;
+    let manifest = |secret: &str| {
+        format!(
+            "apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {{name: t}}\nspec: {{secretName: {secret}}}\n"
+        )
+    };
+    let (ok, out) = kubectl_apply(&ns.name, &manifest("first"));
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl_apply(&ns.name, &manifest("second"));
+    assert!(!ok);
+    assert!(out.contains("secretName cannot be changed"), "{out}");
+}
+
+#[tokio::test]
+async fn operator_only_checks_give_invalid_spec_without_a_retry_loop() {
+    let ns = TestNs::new("e2e-invalid").await;
+    let op = Operator::start(&ns);
+    for (name, rotation, message) in [
+        (
+            "bad-cron",
+            "{schedule: 'at dawn'}",
+            "is not a 5-field cron expression",
+        ),
+        (
+            "bad-zone",
+            "{schedule: '0 3 * * *', timeZone: Mars/Olympus}",
+            "is not an IANA time zone",
+        ),
+    ] {
+        let yaml = format!(
+            "apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {{name: {name}}}\nspec: {{rotation: {rotation}}}\n"
+        );
+        let (ok, out) = kubectl_apply(&ns.name, &yaml);
+        assert!(
+            ok,
+            "accepted at apply time: only the operator can judge this: {out}"
+        );
+        let t = wait_status(&ns, name, "InvalidSpec", TIMEOUT, |t| {
+            ready(t) == Some(("False", "InvalidSpec"))
+        })
+        .await;
+        let condition = &t.status.as_ref().unwrap().conditions[0];
+        assert!(condition.message.contains(message), "{}", condition.message);
+        assert!(
+            ns.secrets().get_opt(name).await.unwrap().is_none(),
+            "no Secret for an invalid spec"
+        );
+    }
+    // Settled: no further writes, one Warning each, and the operator is not retrying.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let versions = |ns: &TestNs| {
+        let api = ns.tokens();
+        async move {
+            (
+                api.get("bad-cron").await.unwrap().resource_version(),
+                api.get("bad-zone").await.unwrap().resource_version(),
+            )
+        }
+    };
+    let before = versions(&ns).await;
+    let reconciles = op.logs().matches("\"reconciled\"").count();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(versions(&ns).await, before);
+    assert_eq!(
+        op.logs().matches("\"reconciled\"").count(),
+        reconciles,
+        "no retry loop"
+    );
+    for name in ["bad-cron", "bad-zone"] {
+        let warnings = ns.events_with_reason(name, "InvalidSpec").await;
+        assert_eq!(warnings.len(), 1, "{name}");
+        assert_eq!(warnings[0].type_.as_deref(), Some("Warning"));
+    }
+}
