@@ -3,7 +3,7 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test lint unit e2e cluster-up cluster-down cluster-build crds run demo bench
+.PHONY: test lint unit e2e cluster-up cluster-down cluster-build crds run demo
 
 ## test: format and lint checks, unit tests, then e2e tests against a fresh control plane
 test: lint unit
@@ -38,3 +38,7 @@ crds:
 run: crds
 	$$($(CLUSTER) bin)/kubectl apply --server-side -f crds/
 	RUST_LOG=$${RUST_LOG:-info} cargo run --bin apitoken-operator -- run
+
+## demo: one command to see it work (cluster, operator, examples, a rotation)
+demo:
+	examples/demo.sh

@@ -22,3 +22,13 @@ use kube::CustomResourceExt;
 pub fn crd_yaml() -> String {
     serde_yaml::to_string(&api::ApiToken::crd()).expect("the CRD serializes")
 }
+
+#[cfg(test)]
+mod tests {
+    /// crds/apitoken.yaml is generated from the types; regenerate with `make crds`.
+    #[test]
+    fn committed_crd_matches_the_types() {
+        let committed = include_str!("../crds/apitoken.yaml");
+        assert!(committed == super::crd_yaml(), "crds/apitoken.yaml is stale: run `make crds` and commit it");
+    }
+}

@@ -145,6 +145,7 @@ cmd_up() {
   local etcd_port peer_port api_port kcm_port
   etcd_port=$(free_port) peer_port=$(free_port) api_port=$(free_port) kcm_port=$(free_port)
   echo "$api_port" >"$state/apiserver.port"
+  echo "$etcd_port $peer_port $api_port $kcm_port" >"$state/ports"
 
   start etcd "$bin/etcd" --name default --data-dir "$state/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
@@ -183,17 +184,34 @@ cmd_up() {
   print_env
 }
 
+port_free() {
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
 cmd_down() {
-  local name pid
-  for name in kube-controller-manager kube-apiserver etcd; do
+  local name pid pids=() ports=()
+  [[ -f $state/ports ]] && read -r -a ports <"$state/ports"
+  for name in operator kube-controller-manager kube-apiserver etcd; do
     [[ -f $state/$name.pid ]] || continue
     pid=$(cat "$state/$name.pid")
+    pids+=("$pid")
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
+  # Prove it: none of our processes is left and every port we held is free again.
+  local left=()
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && left+=("pid $pid")
+  done
+  for port in "${ports[@]}"; do
+    for _ in $(seq 50); do port_free "$port" && break; sleep 0.1; done
+    port_free "$port" || left+=("port $port")
+  done
   rm -rf "$state"
-  log "down"
+  ((${#left[@]} == 0)) || die "still held after stopping: ${left[*]}"
+  log "down: ${#pids[@]} processes stopped, ${#ports[@]} ports free"
 }
 
 case ${1:-} in
