@@ -142,8 +142,8 @@ async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Er
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
 async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
-    let now = Timestamp::now();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    // Whole seconds, like every time Kubernetes stores; due times then land on whole seconds too.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the clock is in range");
     let mut status = token.status.clone().unwrap_or_default();
     status.secret_name = Some(token.secret_name());
     let generation = token.metadata.generation;
@@ -151,154 +151,107 @@ async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Erro
     let policy = match Policy::resolve(&token.spec) {
         Ok(policy) => policy,
         Err(invalid) => {
+            let message = invalid.0;
             status::set_ready(
                 &mut status,
                 Readiness::InvalidSpec,
-                invalid.0.clone(),
+                message.clone(),
                 generation,
                 now,
             );
             if write_status(token, ctx, &status).await? {
-                report::event(&ctx.recorder, token, Reason::InvalidSpec, invalid.0).await;
+                report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
             }
             // Nothing to retry until the object changes.
             return Ok(Action::await_change());
         }
     };
 
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    let annotations = token.annotations();
+    let rotate_request = annotations.get(ROTATE_ANNOTATION).map(String::as_str);
+    let plan = plan::plan(
+        &policy,
+        &Observed {
+            status: token.status.as_ref(),
+            rotate_request,
+            invalidate_previous: annotations
+                .get(INVALIDATE_ANNOTATION)
+                .is_some_and(|v| v == "true"),
+            secret: secret::observe(observed_secret.as_ref(), token),
+            now,
+        },
+    );
+    tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
+
+    if plan.action == plan::Action::Conflict {
+        let message = format!(
+            "Secret {} exists and is not managed by this ApiToken; it is left untouched",
+            token.secret_name()
+        );
+        status::set_ready(
+            &mut status,
+            Readiness::SecretConflict,
+            message.clone(),
+            generation,
+            now,
+        );
+        if write_status(token, ctx, &status).await? {
+            report::event(&ctx.recorder, token, Reason::SecretConflict, message, None).await;
+        }
+        // The Secret watch brings us back when the foreign Secret changes or goes.
+        return Ok(Action::await_change());
+    }
+
     let ours = observed_secret
         .as_ref()
         .filter(|s| secret::is_ours(s, token));
-    let values = ours.map(secret::values);
-    let annotations = token.annotations();
-    let rotate_request = annotations.get(ROTATE_ANNOTATION).map(String::as_str);
-    let observed = Observed {
-        status: token.status.as_ref(),
-        rotate_request,
-        invalidate_previous: annotations
-            .get(INVALIDATE_ANNOTATION)
-            .is_some_and(|v| v == "true"),
-        secret: secret::observe(observed_secret.as_ref(), token),
+    let step = Step {
+        token,
+        secrets: &secrets,
+        observed: ours,
+        expires_at: plan.expires_at,
         now,
     };
-    let plan = plan::plan(&policy, &observed);
-    tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
-
-    let (current, previous) = values.map_or((None, None), |v| (v.current, v.previous));
-    let mut after_write: Option<(Reason, String, Audit)> = None;
-    match &plan.action {
-        plan::Action::Conflict => {
-            let message = format!(
-                "Secret {} exists and is not managed by this ApiToken; it is left untouched",
-                token.secret_name()
-            );
-            status::set_ready(
-                &mut status,
-                Readiness::SecretConflict,
-                message.clone(),
-                generation,
-                now,
-            );
-            if write_status(token, ctx, &status).await? {
-                report::event(&ctx.recorder, token, Reason::SecretConflict, message).await;
-            }
-            // The Secret watch brings us back when the foreign Secret changes or goes.
-            return Ok(Action::await_change());
-        }
+    let report = match &plan.action {
+        plan::Action::Conflict => unreachable!("handled above"),
         &plan::Action::Issue {
             reason,
             previous_until,
         } => {
-            let new = token::generate(&policy.format)?;
-            let handed_over = previous_until.and(current.as_ref());
-            let issue = Annotated {
-                revision: status.revision.unwrap_or(0) + 1,
-                fingerprint: new.fingerprint(),
-                issued_at: now,
-                reason,
-                previous_until: handed_over.and(previous_until),
-            };
-            let desired = Desired {
-                current: Some(&new),
-                previous: handed_over,
-                issue: &issue,
-                expires_at: plan.expires_at,
-            };
-            apply_secret(&secrets, token, ours, &desired).await?;
-            let old_fingerprint = status.fingerprint.clone();
-            status::record_issue(
-                &mut status,
-                &issue,
-                handed_over.map(token::Token::fingerprint),
-            );
-            status.format = Some(policy.format.to_spec());
+            let report = step
+                .issue(&mut status, &policy, reason, previous_until)
+                .await?;
             if let Some(request) = rotate_request {
                 status.last_rotate_request = Some(request.to_owned());
             }
-            after_write = Some(issue_report(token, &issue, old_fingerprint.as_deref()));
+            Some(report)
         }
         plan::Action::Recover(issue) => {
-            let prev = previous
-                .as_ref()
-                .filter(|_| issue.previous_until.is_some_and(|t| t > now));
-            let desired = Desired {
-                current: current.as_ref(),
-                previous: prev,
-                issue,
-                expires_at: plan.expires_at,
-            };
-            apply_secret(&secrets, token, ours, &desired).await?;
-            status::record_issue(&mut status, issue, prev.map(token::Token::fingerprint));
-            status.format = Some(policy.format.to_spec());
-            tracing::info!(namespace = ns, name = %token.name_any(), revision = issue.revision, "recovered status from the Secret");
-        }
-        plan::Action::Expire => {
-            if let Some(issue) = current_issue(&status, None) {
-                let desired = Desired {
-                    current: None,
-                    previous: None,
-                    issue: &issue,
-                    expires_at: plan.expires_at,
-                };
-                apply_secret(&secrets, token, ours, &desired).await?;
+            step.recover(&mut status, &policy, issue).await?;
+            // The lost status write had handled the request that caused this issue.
+            if issue.reason == IssueReason::Requested {
+                status.last_rotate_request = rotate_request.map(str::to_owned);
             }
-            if status::ready_reason(token.status.as_ref()) != Some(Readiness::Expired.as_str()) {
-                status::record_expiry(&mut status, plan.expires_at.unwrap_or(now));
-                let note = format!(
-                    "revision {} ({}) expired; autoRenew is off, so the value was removed",
-                    status.revision.unwrap_or(0),
-                    status.fingerprint.as_deref().unwrap_or("-")
-                );
-                let audit = audit_for(token, "expire", &status, "Expired", None);
-                after_write = Some((Reason::Expired, note, audit));
-            }
-            let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
-            status::set_ready(
-                &mut status,
-                Readiness::Expired,
-                message.into(),
-                generation,
-                now,
-            );
+            None
         }
+        plan::Action::Expire => step.expire(&mut status).await?,
         &plan::Action::Keep { previous_until } => {
-            let prev = previous.as_ref().filter(|_| previous_until.is_some());
-            if let Some(issue) = current_issue(&status, previous_until.filter(|_| prev.is_some())) {
-                let desired = Desired {
-                    current: current.as_ref(),
-                    previous: prev,
-                    issue: &issue,
-                    expires_at: plan.expires_at,
-                };
-                apply_secret(&secrets, token, ours, &desired).await?;
-            }
-            if previous_until.is_none() {
-                status.previous = None;
-            }
+            step.keep(&mut status, previous_until).await?;
+            None
         }
-    }
-    if !matches!(plan.action, plan::Action::Expire) {
+    };
+    if plan.action == plan::Action::Expire {
+        let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
+        status::set_ready(
+            &mut status,
+            Readiness::Expired,
+            message.into(),
+            generation,
+            now,
+        );
+    } else {
         let message = format!(
             "revision {} is current ({})",
             status.revision.unwrap_or(0),
@@ -310,11 +263,158 @@ async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Erro
     status.next_rotation_at = plan.next_rotation.map(Time);
     write_status(token, ctx, &status).await?;
 
-    if let Some((reason, note, audit)) = after_write {
+    if let Some(Report {
+        reason,
+        note,
+        audit,
+        related,
+    }) = report
+    {
         report::audit(&audit);
-        report::event(&ctx.recorder, token, reason, note).await;
+        report::event(&ctx.recorder, token, reason, note, related.as_ref()).await;
     }
-    Ok(requeue_at(plan.next_due, now))
+    Ok(requeue_at(plan.next_due, Timestamp::now()))
+}
+
+/// What a step did that is reported once status is written.
+struct Report {
+    reason: Reason,
+    note: String,
+    audit: Audit,
+    /// The Secret as written, if the step wrote it.
+    related: Option<Secret>,
+}
+
+/// The Secret-side work of one reconcile, shared by the plan's actions.
+struct Step<'a> {
+    token: &'a ApiToken,
+    secrets: &'a Api<Secret>,
+    /// The Secret, when it is ours.
+    observed: Option<&'a Secret>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+}
+
+impl Step<'_> {
+    fn values(&self) -> secret::Values {
+        self.observed.map_or(
+            secret::Values {
+                current: None,
+                previous: None,
+            },
+            secret::values,
+        )
+    }
+
+    async fn write(
+        &self,
+        current: Option<&token::Token>,
+        previous: Option<&token::Token>,
+        issue: &Annotated,
+    ) -> Result<Option<Secret>, Error> {
+        let desired = Desired {
+            current,
+            previous,
+            issue,
+            expires_at: self.expires_at,
+        };
+        apply_secret(self.secrets, self.token, self.observed, &desired).await
+    }
+
+    /// A new value; the current one becomes `token.previous` until `previous_until`, if given.
+    async fn issue(
+        &self,
+        status: &mut ApiTokenStatus,
+        policy: &Policy,
+        reason: IssueReason,
+        previous_until: Option<Timestamp>,
+    ) -> Result<Report, Error> {
+        let new = token::generate(&policy.format)?;
+        let current = self.values().current;
+        let handed_over = previous_until.and(current.as_ref());
+        let issue = Annotated {
+            revision: status.revision.unwrap_or(0) + 1,
+            fingerprint: new.fingerprint(),
+            issued_at: self.now,
+            reason,
+            previous_until: handed_over.and(previous_until),
+        };
+        let written = self.write(Some(&new), handed_over, &issue).await?;
+        let old_fingerprint = status.fingerprint.clone();
+        status::record_issue(status, &issue, handed_over.map(token::Token::fingerprint));
+        status.format = Some(policy.format.to_spec());
+        let (reason, note, audit) = issue_report(self.token, &issue, old_fingerprint.as_deref());
+        Ok(Report {
+            reason,
+            note,
+            audit,
+            related: written,
+        })
+    }
+
+    /// Status was lost after the Secret was written: take the Secret's record as the truth.
+    async fn recover(
+        &self,
+        status: &mut ApiTokenStatus,
+        policy: &Policy,
+        issue: &Annotated,
+    ) -> Result<(), Error> {
+        let values = self.values();
+        let previous = values
+            .previous
+            .as_ref()
+            .filter(|_| issue.previous_until.is_some_and(|t| t > self.now));
+        self.write(values.current.as_ref(), previous, issue).await?;
+        status::record_issue(status, issue, previous.map(token::Token::fingerprint));
+        status.format = Some(policy.format.to_spec());
+        tracing::info!(name = %self.token.name_any(), revision = issue.revision, "recovered status from the Secret");
+        Ok(())
+    }
+
+    /// The value expired without renewal: remove it, and report that once.
+    async fn expire(&self, status: &mut ApiTokenStatus) -> Result<Option<Report>, Error> {
+        let written = match current_issue(status, None) {
+            Some(issue) => self.write(None, None, &issue).await?,
+            None => None,
+        };
+        if status::ready_reason(self.token.status.as_ref()) == Some(Readiness::Expired.as_str()) {
+            return Ok(None);
+        }
+        status::record_expiry(status, self.expires_at.unwrap_or(self.now));
+        let note = format!(
+            "revision {} ({}) expired; autoRenew is off, so the value was removed",
+            status.revision.unwrap_or(0),
+            status.fingerprint.as_deref().unwrap_or("-")
+        );
+        let audit = audit_for(self.token, "expire", status, "Expired", None);
+        Ok(Some(Report {
+            reason: Reason::Expired,
+            note,
+            audit,
+            related: written,
+        }))
+    }
+
+    /// Same value; the Secret follows template edits and loses `token.previous` after the grace.
+    async fn keep(
+        &self,
+        status: &mut ApiTokenStatus,
+        previous_until: Option<Timestamp>,
+    ) -> Result<(), Error> {
+        let values = self.values();
+        let previous = values
+            .previous
+            .as_ref()
+            .filter(|_| previous_until.is_some());
+        if let Some(issue) = current_issue(status, previous_until.filter(|_| previous.is_some())) {
+            self.write(values.current.as_ref(), previous, &issue)
+                .await?;
+        }
+        if previous_until.is_none() {
+            status.previous = None;
+        }
+        Ok(())
+    }
 }
 
 /// The issue the status describes, as written into Secret annotations.
@@ -402,19 +502,19 @@ async fn apply_secret(
     token: &ApiToken,
     observed: Option<&Secret>,
     desired: &Desired<'_>,
-) -> Result<(), Error> {
+) -> Result<Option<Secret>, Error> {
     let mut want = secret::secret_for(token, desired);
     if let Some(observed) = observed {
         if !secret::needs_write(observed, &want) {
-            return Ok(());
+            return Ok(None);
         }
         want.metadata.resource_version = observed.resource_version();
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    secrets
+    let written = secrets
         .patch(&token.secret_name(), &params, &Patch::Apply(&want))
         .await?;
-    Ok(())
+    Ok(Some(written))
 }
 
 /// Server-side applies the status when it changed. Returns whether it wrote.
@@ -486,7 +586,7 @@ async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Er
                 status.fingerprint.as_deref().unwrap_or("-")
             );
             report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
-            report::event(&ctx.recorder, token, Reason::Revoked, note).await;
+            report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
         }
         DeletionPolicy::Retain => {
             // Replace the owner list with the others, guarded by resourceVersion.
@@ -505,7 +605,7 @@ async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Er
                 .await?;
             let note = format!("kept Secret {name} and removed this ApiToken's ownership");
             report::audit(&audit_for(token, "retain", &status, "Retained", None));
-            report::event(&ctx.recorder, token, Reason::Retained, note).await;
+            report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
         }
     }
     Ok(Action::await_change())

@@ -29,6 +29,9 @@ mod tests {
     #[test]
     fn committed_crd_matches_the_types() {
         let committed = include_str!("../crds/apitoken.yaml");
-        assert!(committed == super::crd_yaml(), "crds/apitoken.yaml is stale: run `make crds` and commit it");
+        assert!(
+            committed == super::crd_yaml(),
+            "crds/apitoken.yaml is stale: run `make crds` and commit it"
+        );
     }
 }

@@ -172,17 +172,16 @@ pub fn plan(policy: &Policy, observed: &Observed) -> Plan {
         .is_some_and(|r| status.last_rotate_request.as_deref() != Some(r));
     let format_changed = status.format.as_ref() != Some(&policy.format.to_spec());
     let token_in_secret = owned.and_then(|o| o.token.as_deref());
+    // Only the value we issued may serve a grace window; an edited one never does.
+    let intact = token_in_secret.is_some() && token_in_secret == status.fingerprint.as_deref();
 
     let action = if requested {
         issue(
             IssueReason::Requested,
-            hand_over(!observed.invalidate_previous && token_in_secret.is_some()),
+            hand_over(!observed.invalidate_previous && intact),
         )
     } else if format_changed {
-        issue(
-            IssueReason::SpecChanged,
-            hand_over(token_in_secret.is_some()),
-        )
+        issue(IssueReason::SpecChanged, hand_over(intact))
     } else if expired && !policy.auto_renew {
         Action::Expire
     } else if owned.is_none() {

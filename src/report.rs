@@ -2,6 +2,7 @@
 //!
 //! Both carry revisions, fingerprints and reasons; neither ever sees a token value.
 
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -45,15 +46,23 @@ impl Reason {
     }
 }
 
-/// Publishes an Event about `token`. Failing to record an Event never fails a reconcile: the
-/// status and audit log are the durable record.
-pub async fn event(recorder: &Recorder, token: &ApiToken, reason: Reason, note: String) {
+/// Publishes an Event about `token`. `related` is the Secret at the version the Event concerns:
+/// besides telling the reader which Secret changed, it keeps the Recorder from folding two
+/// rotations into one Event series with the first one's note. Failing to record an Event never
+/// fails a reconcile: status and the audit log are the durable record.
+pub async fn event(
+    recorder: &Recorder,
+    token: &ApiToken,
+    reason: Reason,
+    note: String,
+    related: Option<&Secret>,
+) {
     let ev = Event {
         type_: reason.event_type(),
         reason: reason.as_str().into(),
         note: Some(note),
         action: reason.as_str().into(),
-        secondary: None,
+        secondary: related.map(|s| s.object_ref(&())),
     };
     if let Err(error) = recorder.publish(&ev, &token.object_ref(&())).await {
         tracing::warn!(%error, reason = reason.as_str(), "failed to publish event");

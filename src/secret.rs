@@ -108,38 +108,38 @@ pub fn secret_for(owner: &ApiToken, desired: &Desired) -> Secret {
     let mut annotations = template.annotations.unwrap_or_default();
     annotations.insert(REVISION_ANNOTATION.into(), issue.revision.to_string());
     annotations.insert(FINGERPRINT_ANNOTATION.into(), issue.fingerprint.clone());
-    annotations.insert(ISSUED_AT_ANNOTATION.into(), issue.issued_at.to_string());
+    annotations.insert(ISSUED_AT_ANNOTATION.into(), whole_seconds(issue.issued_at));
     annotations.insert(REASON_ANNOTATION.into(), issue.reason.as_str().into());
     if let (Some(until), Some(_)) = (issue.previous_until, desired.previous) {
-        annotations.insert(PREVIOUS_UNTIL_ANNOTATION.into(), until.to_string());
+        annotations.insert(PREVIOUS_UNTIL_ANNOTATION.into(), whole_seconds(until));
     }
     if let Some(name) = &owner.spec.display_name {
         annotations.insert(DISPLAY_NAME_ANNOTATION.into(), name.clone());
     }
 
-    let mut data = BTreeMap::new();
     let bytes = |s: &str| ByteString(s.as_bytes().to_vec());
+    let reserved = [TOKEN_KEY, PREVIOUS_KEY, EXPIRES_KEY];
+    let mut data: BTreeMap<String, ByteString> = template
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        // The schema forbids reserved keys; an object stored before the rule existed must
+        // still never override the operator's keys.
+        .filter(|(key, _)| !reserved.contains(&key.as_str()))
+        .filter_map(|(key, value)| match desired.current {
+            Some(current) => Some((key, bytes(&value.replace(PLACEHOLDER, current.expose())))),
+            // No value (expired): keep only the extra keys that do not carry it.
+            None => (!value.contains(PLACEHOLDER)).then(|| (key, bytes(&value))),
+        })
+        .collect();
     if let Some(current) = desired.current {
         data.insert(TOKEN_KEY.to_owned(), bytes(current.expose()));
-        for (key, value) in template.data.unwrap_or_default() {
-            data.insert(key, bytes(&value.replace(PLACEHOLDER, current.expose())));
-        }
-    } else {
-        // No value (expired): keep only the extra keys that do not carry it.
-        for (key, value) in template
-            .data
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|(_, v)| !v.contains(PLACEHOLDER))
-        {
-            data.insert(key, bytes(&value));
-        }
     }
     if let Some(previous) = desired.previous {
         data.insert(PREVIOUS_KEY.to_owned(), bytes(previous.expose()));
     }
     if let Some(expires_at) = desired.expires_at {
-        data.insert(EXPIRES_KEY.to_owned(), bytes(&expires_at.to_string()));
+        data.insert(EXPIRES_KEY.to_owned(), bytes(&whole_seconds(expires_at)));
     }
 
     Secret {
@@ -155,6 +155,12 @@ pub fn secret_for(owner: &ApiToken, desired: &Desired) -> Secret {
         data: Some(data),
         ..Secret::default()
     }
+}
+
+/// RFC 3339 with whole seconds, as status (metav1.Time) stores times: the Secret and status must
+/// agree, or rebuilding the Secret from status would differ and cause a write.
+fn whole_seconds(t: Timestamp) -> String {
+    Timestamp::from_second(t.as_second()).map_or_else(|_| t.to_string(), |t| t.to_string())
 }
 
 /// Field names under `section` (`data`, `metadata.labels`, ...) that our field manager applied.
