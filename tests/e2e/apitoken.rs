@@ -104,7 +104,11 @@ async fn reapply_restart_and_waiting_write_nothing() {
         .unwrap();
     assert_eq!(reapplied.metadata.generation, before.metadata.generation);
     tokio::time::sleep(Duration::from_secs(3)).await;
-    op.restart();
+    // Restart: SIGTERM ends the operator cleanly, and the new process finds nothing to do.
+    let exit = op.stop().expect("operator was running");
+    assert!(exit.success(), "graceful shutdown on SIGTERM, got {exit}");
+    assert!(op.logs().contains("controller stopped"));
+    op.spawn();
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     assert_eq!(

@@ -198,7 +198,8 @@ impl Operator {
         op
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process (again, after [`Operator::stop`]).
+    pub fn spawn(&mut self) {
         let out = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -221,25 +222,23 @@ impl Operator {
         self.child = Some(child);
     }
 
-    /// Stops with SIGTERM, as Kubernetes would, and waits for the process to exit.
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while child.try_wait().unwrap().is_none() {
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                }
-                std::thread::sleep(Duration::from_millis(50));
+    /// Stops with SIGTERM, as Kubernetes would, and returns how the process exited (killed
+    /// after 10 s if it ignores the signal).
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(exit) = child.try_wait().unwrap() {
+                return Some(exit);
             }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-    }
-
-    pub fn restart(&mut self) {
-        self.stop();
-        self.spawn();
     }
 
     pub fn logs(&self) -> String {

@@ -105,6 +105,54 @@ async fn interval_rotation_is_on_time_and_keeps_the_previous_value_for_the_grace
 }
 
 #[tokio::test]
+async fn cron_schedule_rotates_at_the_next_match() {
+    let ns = TestNs::new("e2e-cron").await;
+    let _op = Operator::start(&ns);
+    ns.apply_yaml(&manifest(
+        "cron",
+        "{rotation: {schedule: '* * * * *', timeZone: Asia/Kolkata}}",
+        "",
+    ))
+    .await;
+    let first = wait_status(&ns, "cron", "revision 1", TIMEOUT, |t| revision(t) == 1).await;
+    let due = first
+        .status
+        .as_ref()
+        .unwrap()
+        .next_rotation_at
+        .as_ref()
+        .expect("nextRotationAt")
+        .0;
+    assert_eq!(
+        due.as_second() % 60,
+        0,
+        "every minute, on the minute: {due}"
+    );
+    assert!(
+        due > issued_at(&first) && due <= issued_at(&first) + jiff::SignedDuration::from_mins(1)
+    );
+    let second = wait_status(&ns, "cron", "revision 2", Duration::from_secs(90), |t| {
+        revision(t) == 2
+    })
+    .await;
+    let late = Timestamp::now().duration_since(due);
+    assert!(
+        late.as_secs_f64() <= MAX_LATENESS.as_secs_f64(),
+        "rotation {late} late"
+    );
+    assert_eq!(
+        second
+            .status
+            .unwrap()
+            .last_rotation
+            .unwrap()
+            .reason
+            .as_str(),
+        "Schedule"
+    );
+}
+
+#[tokio::test]
 async fn rotate_annotation_rotates_once_per_value_and_can_invalidate_at_once() {
     let ns = TestNs::new("e2e-request").await;
     let op = Operator::start(&ns);
@@ -222,7 +270,7 @@ async fn one_catch_up_rotation_after_downtime_across_two_due_times() {
     tokio::time::sleep(Duration::try_from(wait).unwrap()).await;
     assert_eq!(revision(&ns.tokens().get("catchup").await.unwrap()), 1);
 
-    op.restart();
+    op.spawn();
     let t = wait_status(&ns, "catchup", "revision 2", TIMEOUT, |t| revision(t) == 2).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(
