@@ -610,3 +610,49 @@ async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Er
     }
     Ok(Action::await_change())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn requeues_just_after_the_due_time() {
+        let now = ts("2026-11-22T10:00:00Z");
+        let due = ts("2026-11-22T10:01:00Z");
+        assert_eq!(
+            requeue_at(Some(due), now),
+            Action::requeue(Duration::from_millis(60_050))
+        );
+    }
+
+    #[test]
+    fn a_past_due_time_runs_again_at_once() {
+        let now = ts("2026-11-22T10:00:00Z");
+        let due = ts("2026-11-22T09:00:00Z");
+        assert_eq!(
+            requeue_at(Some(due), now),
+            Action::requeue(Duration::from_millis(50))
+        );
+    }
+
+    #[test]
+    fn far_future_due_times_are_rechecked_daily_without_overflow() {
+        let now = ts("2026-11-22T10:00:00Z");
+        assert_eq!(
+            requeue_at(Some(ts("9999-12-30T00:00:00Z")), now),
+            Action::requeue(MAX_REQUEUE)
+        );
+    }
+
+    #[test]
+    fn nothing_due_waits_for_a_change() {
+        assert_eq!(
+            requeue_at(None, ts("2026-11-22T10:00:00Z")),
+            Action::await_change()
+        );
+    }
+}
