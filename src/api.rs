@@ -47,7 +47,7 @@ pub struct ApiTokenSpec {
     /// name. Cannot be changed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
-    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')")
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')")
         .message("secretName must be a valid Secret name: lowercase letters, digits, '-' and '.'"))]
     pub secret_name: Option<String>,
 
@@ -163,9 +163,15 @@ pub struct Rotation {
 pub struct SecretTemplate {
     /// Labels added to the Secret. The operator's own labels cannot be overridden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(extend("maxProperties" = 64))]
-    #[x_kube(validation = Rule::new("self.all(k, k != 'app.kubernetes.io/managed-by' && !k.startsWith('apitoken.dev/'))")
-        .message("secretTemplate.labels must not set app.kubernetes.io/managed-by or apitoken.dev/ keys"))]
+    #[schemars(extend("maxProperties" = 64, "additionalProperties" = {"type": "string", "maxLength": 63}))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, k != 'app.kubernetes.io/managed-by' && !k.startsWith('apitoken.dev/'))")
+            .message("secretTemplate.labels must not set app.kubernetes.io/managed-by or apitoken.dev/ keys"),
+        validation = Rule::new(r"self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))")
+            .message("secretTemplate.labels keys must be valid label keys: an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"),
+        validation = Rule::new("self.all(k, self[k].matches('^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$'))")
+            .message("secretTemplate.labels values must be valid label values: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit"),
+    )]
     pub labels: Option<BTreeMap<String, String>>,
 
     /// Annotations added to the Secret. The operator's own annotations cannot be overridden.

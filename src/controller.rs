@@ -1,7 +1,8 @@
 //! The controller: gathers inputs, calls the plan, applies it, reports. Decisions live in
 //! [`crate::plan`]; building objects in [`crate::secret`] and [`crate::status`].
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -30,8 +31,8 @@ use crate::token;
 
 /// Longest single wait: far-future due times are re-checked (without writing) after this.
 const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);
-/// Retry delay after a transient error (API unavailable, conflict).
-const RETRY_TRANSIENT: Duration = Duration::from_secs(5);
+/// First retry delay after a transient error (API unavailable, conflict); doubles per failure.
+const RETRY_TRANSIENT: Duration = Duration::from_secs(1);
 const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 
 pub struct Settings {
@@ -46,6 +47,8 @@ pub struct Settings {
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
+    /// Consecutive failed reconciles per ApiToken, for exponential backoff.
+    failures: Mutex<HashMap<ObjectRef<ApiToken>, u32>>,
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C.
@@ -65,6 +68,7 @@ pub async fn run(client: Client, settings: Settings) {
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client, reporter),
+        failures: Mutex::default(),
     });
 
     let controller = Controller::new(tokens, watcher::Config::default().any_semantic());
@@ -97,7 +101,18 @@ pub async fn run(client: Client, settings: Settings) {
     tracing::info!("controller stopped");
 }
 
-fn error_policy(token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(token: Arc<ApiToken>, error: &Error, ctx: Arc<Context>) -> Action {
+    let attempt = {
+        let mut failures = ctx
+            .failures
+            .lock()
+            .expect("failure counts are never poisoned");
+        let count = failures
+            .entry(ObjectRef::from_obj(token.as_ref()))
+            .or_default();
+        *count = count.saturating_add(1);
+        *count
+    };
     tracing::warn!(
         namespace = token.namespace().as_deref(),
         name = %token.name_any(),
@@ -106,10 +121,17 @@ fn error_policy(token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) -> Acti
         "reconcile failed"
     );
     Action::requeue(if error.is_transient() {
-        RETRY_TRANSIENT
+        retry_delay(attempt)
     } else {
         RETRY_PERMANENT
     })
+}
+
+/// Exponential backoff for transient errors: 1 s, 2 s, 4 s, ... capped at 5 minutes.
+fn retry_delay(attempt: u32) -> Duration {
+    RETRY_TRANSIENT
+        .saturating_mul(1 << attempt.saturating_sub(1).min(16))
+        .min(RETRY_PERMANENT)
 }
 
 /// Formats an error with its sources, one per `: `.
@@ -130,14 +152,20 @@ impl std::fmt::Display for ErrorChain<'_> {
 async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = token.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, token, |event| async {
+    let key = ObjectRef::from_obj(token.as_ref());
+    let action = finalizer(&api, FINALIZER, token, |event| async {
         match event {
             Finalizer::Apply(token) => apply(&token, &ctx, &ns).await,
             Finalizer::Cleanup(token) => cleanup(&token, &ctx, &ns).await,
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
+    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    ctx.failures
+        .lock()
+        .expect("failure counts are never poisoned")
+        .remove(&key);
+    Ok(action)
 }
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
@@ -151,19 +179,7 @@ async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Erro
     let policy = match Policy::resolve(&token.spec) {
         Ok(policy) => policy,
         Err(invalid) => {
-            let message = invalid.0;
-            status::set_ready(
-                &mut status,
-                Readiness::InvalidSpec,
-                message.clone(),
-                generation,
-                now,
-            );
-            if write_status(token, ctx, &status).await? {
-                report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
-            }
-            // Nothing to retry until the object changes.
-            return Ok(Action::await_change());
+            return stall(token, ctx, status, Readiness::InvalidSpec, invalid.0, now).await;
         }
     };
 
@@ -190,18 +206,8 @@ async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Erro
             "Secret {} exists and is not managed by this ApiToken; it is left untouched",
             token.secret_name()
         );
-        status::set_ready(
-            &mut status,
-            Readiness::SecretConflict,
-            message.clone(),
-            generation,
-            now,
-        );
-        if write_status(token, ctx, &status).await? {
-            report::event(&ctx.recorder, token, Reason::SecretConflict, message, None).await;
-        }
         // The Secret watch brings us back when the foreign Secret changes or goes.
-        return Ok(Action::await_change());
+        return stall(token, ctx, status, Readiness::SecretConflict, message, now).await;
     }
 
     let ours = observed_secret
@@ -214,33 +220,16 @@ async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Erro
         expires_at: plan.expires_at,
         now,
     };
-    let report = match &plan.action {
-        plan::Action::Conflict => unreachable!("handled above"),
-        &plan::Action::Issue {
-            reason,
-            previous_until,
-        } => {
-            let report = step
-                .issue(&mut status, &policy, reason, previous_until)
-                .await?;
-            if let Some(request) = rotate_request {
-                status.last_rotate_request = Some(request.to_owned());
-            }
-            Some(report)
+    let report = match step
+        .run(&plan.action, &mut status, &policy, rotate_request)
+        .await
+    {
+        Ok(report) => report,
+        Err(Error::SecretRejected(message)) => {
+            let message = format!("the API server rejected the Secret: {message}");
+            return stall(token, ctx, status, Readiness::InvalidSpec, message, now).await;
         }
-        plan::Action::Recover(issue) => {
-            step.recover(&mut status, &policy, issue).await?;
-            // The lost status write had handled the request that caused this issue.
-            if issue.reason == IssueReason::Requested {
-                status.last_rotate_request = rotate_request.map(str::to_owned);
-            }
-            None
-        }
-        plan::Action::Expire => step.expire(&mut status).await?,
-        &plan::Action::Keep { previous_until } => {
-            step.keep(&mut status, previous_until).await?;
-            None
-        }
+        Err(error) => return Err(error),
     };
     if plan.action == plan::Action::Expire {
         let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
@@ -296,6 +285,41 @@ struct Step<'a> {
 }
 
 impl Step<'_> {
+    async fn run(
+        &self,
+        action: &plan::Action,
+        status: &mut ApiTokenStatus,
+        policy: &Policy,
+        rotate_request: Option<&str>,
+    ) -> Result<Option<Report>, Error> {
+        match action {
+            plan::Action::Conflict => Ok(None),
+            &plan::Action::Issue {
+                reason,
+                previous_until,
+            } => {
+                let report = self.issue(status, policy, reason, previous_until).await?;
+                if let Some(request) = rotate_request {
+                    status.last_rotate_request = Some(request.to_owned());
+                }
+                Ok(Some(report))
+            }
+            plan::Action::Recover(issue) => {
+                self.recover(status, policy, issue).await?;
+                // The lost status write had handled the request that caused this issue.
+                if issue.reason == IssueReason::Requested {
+                    status.last_rotate_request = rotate_request.map(str::to_owned);
+                }
+                Ok(None)
+            }
+            plan::Action::Expire => self.expire(status).await,
+            &plan::Action::Keep { previous_until } => {
+                self.keep(status, previous_until).await?;
+                Ok(None)
+            }
+        }
+    }
+
     fn values(&self) -> secret::Values {
         self.observed.map_or(
             secret::Values {
@@ -417,6 +441,33 @@ impl Step<'_> {
     }
 }
 
+/// Ready=False for a reason only a change of the object (or of the foreign Secret) can fix:
+/// report it once, then wait for that change instead of retrying.
+async fn stall(
+    token: &ApiToken,
+    ctx: &Context,
+    mut status: ApiTokenStatus,
+    why: Readiness,
+    message: String,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    status::set_ready(
+        &mut status,
+        why,
+        message.clone(),
+        token.metadata.generation,
+        now,
+    );
+    if write_status(token, ctx, &status).await? {
+        let reason = match why {
+            Readiness::SecretConflict => Reason::SecretConflict,
+            _ => Reason::InvalidSpec,
+        };
+        report::event(&ctx.recorder, token, reason, message, None).await;
+    }
+    Ok(Action::await_change())
+}
+
 /// The issue the status describes, as written into Secret annotations.
 fn current_issue(status: &ApiTokenStatus, previous_until: Option<Timestamp>) -> Option<Annotated> {
     Some(Annotated {
@@ -511,10 +562,17 @@ async fn apply_secret(
         want.metadata.resource_version = observed.resource_version();
     }
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let written = secrets
+    match secrets
         .patch(&token.secret_name(), &params, &Patch::Apply(&want))
-        .await?;
-    Ok(Some(written))
+        .await
+    {
+        Ok(written) => Ok(Some(written)),
+        // Invalid (e.g. template annotations too large): retrying cannot help.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            Err(Error::SecretRejected(status.message))
+        }
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Server-side applies the status when it changed. Returns whether it wrote.
@@ -646,6 +704,14 @@ mod tests {
             requeue_at(Some(ts("9999-12-30T00:00:00Z")), now),
             Action::requeue(MAX_REQUEUE)
         );
+    }
+
+    #[test]
+    fn transient_retries_back_off_exponentially_to_five_minutes() {
+        let delays: Vec<u64> = [1, 2, 3, 4, 9, 10, 1000]
+            .map(|a| retry_delay(a).as_secs())
+            .to_vec();
+        assert_eq!(delays, [1, 2, 4, 8, 256, 300, 300]);
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub enum Error {
     Random(#[from] RandomError),
     #[error("apitoken has no namespace")]
     NoNamespace,
+    /// The API server refused the Secret we built as invalid; only a spec change can fix it.
+    #[error("secret rejected: {0}")]
+    SecretRejected(String),
 }
 
 impl Error {
@@ -25,7 +28,7 @@ impl Error {
                 _ => "finalizer",
             },
             Self::Random(_) => "random",
-            Self::NoNamespace => "invalid_object",
+            Self::NoNamespace | Self::SecretRejected(_) => "invalid_object",
         }
     }
 

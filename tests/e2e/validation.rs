@@ -56,6 +56,8 @@ rejected! {
     rejects_unknown_placeholder: "{secretTemplate: {data: {k: '{{ user }}'}}}" => "may use only the placeholder {{ token }}";
     rejects_bad_secret_name: "{secretName: Bad_Name}" => "secretName must be a valid Secret name";
     rejects_operator_labels: "{secretTemplate: {labels: {app.kubernetes.io/managed-by: me}}}" => "must not set app.kubernetes.io/managed-by or apitoken.dev/ keys";
+    rejects_bad_label_value: "{secretTemplate: {labels: {team: 'not a label value'}}}" => "secretTemplate.labels values must be valid label values";
+    rejects_bad_label_key: "{secretTemplate: {labels: {'-team': x}}}" => "secretTemplate.labels keys must be valid label keys";
     rejects_operator_annotations: "{secretTemplate: {annotations: {apitoken.dev/revision: '9'}}}" => "must not set apitoken.dev/ keys";
 }
 
@@ -134,4 +136,48 @@ async fn operator_only_checks_give_invalid_spec_without_a_retry_loop() {
         assert_eq!(warnings.len(), 1, "{name}");
         assert_eq!(warnings[0].type_.as_deref(), Some("Warning"));
     }
+}
+
+#[tokio::test]
+async fn a_secret_the_api_server_refuses_gives_invalid_spec_without_a_retry_loop() {
+    let ns = TestNs::new("e2e-refused").await;
+    let op = Operator::start(&ns);
+    // Valid as an ApiToken, but annotations over 256 KiB make the Secret invalid.
+    let big = "x".repeat(300 * 1024);
+    let yaml = format!(
+        "apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {{name: huge}}\nspec: {{secretTemplate: {{annotations: {{note: {big}}}}}}}\n"
+    );
+    ns.apply_yaml(&yaml).await;
+    let t = wait_status(&ns, "huge", "InvalidSpec", TIMEOUT, |t| {
+        ready(t) == Some(("False", "InvalidSpec"))
+    })
+    .await;
+    let message = &t.status.as_ref().unwrap().conditions[0].message;
+    assert!(
+        message.contains("the API server rejected the Secret"),
+        "{message}"
+    );
+    assert!(message.contains("Too long"), "{message}");
+    assert_eq!(ns.events_with_reason("huge", "InvalidSpec").await.len(), 1);
+    // Settle: the status write above brings one more (no-op) reconcile; then nothing.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let reconciles = op.logs().matches("\"reconciled\"").count();
+    let failures = op.logs().matches("reconcile failed").count();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        op.logs().matches("\"reconciled\"").count(),
+        reconciles,
+        "no retry loop"
+    );
+    assert_eq!(op.logs().matches("reconcile failed").count(), failures);
+
+    // Fixing the spec issues the value.
+    ns.apply_yaml(
+        "apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {name: huge}\nspec: {displayName: fixed}\n",
+    )
+    .await;
+    wait_status(&ns, "huge", "Ready=True", TIMEOUT, |t| {
+        ready(t) == Some(("True", "Issued"))
+    })
+    .await;
 }
