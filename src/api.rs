@@ -2,7 +2,7 @@
 //!
 //! Validation that the API server can do lives here as CEL rules, so `kubectl apply` rejects bad
 //! input with a message a person understands. Defaults are applied by the operator (see
-//! [`crate::spec`]), never by the schema, so GitOps tools see no drift between Git and the cluster.
+//! [`crate::policy`]), never by the schema, so GitOps tools see no drift between Git and the cluster.
 
 use std::collections::BTreeMap;
 
@@ -177,8 +177,12 @@ pub struct SecretTemplate {
     /// Annotations added to the Secret. The operator's own annotations cannot be overridden.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxProperties" = 64))]
-    #[x_kube(validation = Rule::new("self.all(k, !k.startsWith('apitoken.dev/'))")
-        .message("secretTemplate.annotations must not set apitoken.dev/ keys"))]
+    #[x_kube(
+        validation = Rule::new("self.all(k, !k.startsWith('apitoken.dev/'))")
+            .message("secretTemplate.annotations must not set apitoken.dev/ keys"),
+        validation = Rule::new(r"self.all(k, size(k) <= 317 && k.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$'))")
+            .message("secretTemplate.annotations keys must be valid annotation keys: an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"),
+    )]
     pub annotations: Option<BTreeMap<String, String>>,
 
     /// Extra Secret keys. `{{ token }}` in a value is replaced by the current token.

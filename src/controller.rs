@@ -22,7 +22,7 @@ use crate::api::{
     IssueReason, ROTATE_ANNOTATION,
 };
 use crate::error::Error;
-use crate::plan::{self, Annotated, Observed};
+use crate::plan::{self, IssueRecord, Observed};
 use crate::policy::Policy;
 use crate::report::{self, Audit, Reason};
 use crate::secret::{self, Desired};
@@ -169,19 +169,36 @@ async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Er
 }
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
-async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+async fn apply(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    // The controller's cache can trail our own last status write; deciding on a stale status
+    // could issue twice. Decide on the object as stored.
+    let tokens: Api<ApiToken> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(token) = tokens.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if token.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // the finalizer's cleanup runs on the next reconcile
+    }
+    let token = &token;
     // Whole seconds, like every time Kubernetes stores; due times then land on whole seconds too.
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the clock is in range");
     let mut status = token.status.clone().unwrap_or_default();
     status.secret_name = Some(token.secret_name());
     let generation = token.metadata.generation;
 
-    let policy = match Policy::resolve(&token.spec) {
-        Ok(policy) => policy,
-        Err(invalid) => {
-            return stall(token, ctx, status, Readiness::InvalidSpec, invalid.0, now).await;
-        }
-    };
+    let (policy, invalid) = Policy::resolve_lenient(&token.spec);
+    if let (Some(invalid), None) = (&invalid, status.revision) {
+        // Nothing issued yet: issue nothing for a spec we cannot follow.
+        return stall(
+            token,
+            ctx,
+            status,
+            Readiness::InvalidSpec,
+            invalid.0.clone(),
+            now,
+        )
+        .await;
+    }
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let observed_secret = secrets.get_opt(&token.secret_name()).await?;
@@ -231,27 +248,32 @@ async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Erro
         }
         Err(error) => return Err(error),
     };
-    if plan.action == plan::Action::Expire {
-        let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
-        status::set_ready(
-            &mut status,
-            Readiness::Expired,
-            message.into(),
-            generation,
-            now,
+    let (why, message) = if let Some(invalid) = &invalid {
+        let message = format!(
+            "{}; the current value is kept and scheduled rotation is paused",
+            invalid.0
         );
+        (Readiness::InvalidSpec, message)
+    } else if plan.action == plan::Action::Expire {
+        let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
+        (Readiness::Expired, message.to_owned())
     } else {
         let message = format!(
             "revision {} is current ({})",
             status.revision.unwrap_or(0),
             status.fingerprint.as_deref().unwrap_or("-")
         );
-        status::set_ready(&mut status, Readiness::Issued, message, generation, now);
-    }
+        (Readiness::Issued, message)
+    };
+    let was = status::ready_reason(token.status.as_ref()).map(str::to_owned);
+    status::set_ready(&mut status, why, message.clone(), generation, now);
     status.expires_at = plan.expires_at.map(Time);
     status.next_rotation_at = plan.next_rotation.map(Time);
     write_status(token, ctx, &status).await?;
 
+    if why == Readiness::InvalidSpec && was.as_deref() != Some(why.as_str()) {
+        report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
+    }
     if let Some(Report {
         reason,
         note,
@@ -298,20 +320,14 @@ impl Step<'_> {
                 reason,
                 previous_until,
             } => {
-                let report = self.issue(status, policy, reason, previous_until).await?;
-                if let Some(request) = rotate_request {
-                    status.last_rotate_request = Some(request.to_owned());
-                }
+                // Any issue handles the pending request: one request, at most one new value.
+                let request = rotate_request.map(str::to_owned);
+                let report = self
+                    .issue(status, policy, reason, previous_until, request)
+                    .await?;
                 Ok(Some(report))
             }
-            plan::Action::Recover(issue) => {
-                self.recover(status, policy, issue).await?;
-                // The lost status write had handled the request that caused this issue.
-                if issue.reason == IssueReason::Requested {
-                    status.last_rotate_request = rotate_request.map(str::to_owned);
-                }
-                Ok(None)
-            }
+            plan::Action::Recover(issue) => self.recover(status, policy, issue).await.map(Some),
             plan::Action::Expire => self.expire(status).await,
             &plan::Action::Keep { previous_until } => {
                 self.keep(status, previous_until).await?;
@@ -334,7 +350,7 @@ impl Step<'_> {
         &self,
         current: Option<&token::Token>,
         previous: Option<&token::Token>,
-        issue: &Annotated,
+        issue: &IssueRecord,
     ) -> Result<Option<Secret>, Error> {
         let desired = Desired {
             current,
@@ -352,16 +368,18 @@ impl Step<'_> {
         policy: &Policy,
         reason: IssueReason,
         previous_until: Option<Timestamp>,
+        request: Option<String>,
     ) -> Result<Report, Error> {
         let new = token::generate(&policy.format)?;
         let current = self.values().current;
         let handed_over = previous_until.and(current.as_ref());
-        let issue = Annotated {
+        let issue = IssueRecord {
             revision: status.revision.unwrap_or(0) + 1,
             fingerprint: new.fingerprint(),
             issued_at: self.now,
             reason,
             previous_until: handed_over.and(previous_until),
+            request,
         };
         let written = self.write(Some(&new), handed_over, &issue).await?;
         let old_fingerprint = status.fingerprint.clone();
@@ -381,18 +399,26 @@ impl Step<'_> {
         &self,
         status: &mut ApiTokenStatus,
         policy: &Policy,
-        issue: &Annotated,
-    ) -> Result<(), Error> {
+        issue: &IssueRecord,
+    ) -> Result<Report, Error> {
         let values = self.values();
         let previous = values
             .previous
             .as_ref()
             .filter(|_| issue.previous_until.is_some_and(|t| t > self.now));
-        self.write(values.current.as_ref(), previous, issue).await?;
+        let written = self.write(values.current.as_ref(), previous, issue).await?;
+        let old_fingerprint = status.fingerprint.clone();
         status::record_issue(status, issue, previous.map(token::Token::fingerprint));
         status.format = Some(policy.format.to_spec());
         tracing::info!(name = %self.token.name_any(), revision = issue.revision, "recovered status from the Secret");
-        Ok(())
+        // The lost status write also lost this issue's Event and audit line: report it now.
+        let (reason, note, audit) = issue_report(self.token, issue, old_fingerprint.as_deref());
+        Ok(Report {
+            reason,
+            note,
+            audit,
+            related: written,
+        })
     }
 
     /// The value expired without renewal: remove it, and report that once.
@@ -401,8 +427,12 @@ impl Step<'_> {
             Some(issue) => self.write(None, None, &issue).await?,
             None => None,
         };
-        if status::ready_reason(self.token.status.as_ref()) == Some(Readiness::Expired.as_str()) {
-            return Ok(None);
+        if status
+            .history
+            .first()
+            .is_some_and(|h| h.retired_at.is_some())
+        {
+            return Ok(None); // reported when it expired
         }
         status::record_expiry(status, self.expires_at.unwrap_or(self.now));
         let note = format!(
@@ -469,8 +499,11 @@ async fn stall(
 }
 
 /// The issue the status describes, as written into Secret annotations.
-fn current_issue(status: &ApiTokenStatus, previous_until: Option<Timestamp>) -> Option<Annotated> {
-    Some(Annotated {
+fn current_issue(
+    status: &ApiTokenStatus,
+    previous_until: Option<Timestamp>,
+) -> Option<IssueRecord> {
+    Some(IssueRecord {
         revision: status.revision?,
         fingerprint: status.fingerprint.clone()?,
         issued_at: status.issued_at.as_ref()?.0,
@@ -479,10 +512,15 @@ fn current_issue(status: &ApiTokenStatus, previous_until: Option<Timestamp>) -> 
             .as_ref()
             .map_or(IssueReason::Created, |r| r.reason),
         previous_until,
+        request: status.last_rotate_request.clone(),
     })
 }
 
-fn issue_report(token: &ApiToken, issue: &Annotated, old: Option<&str>) -> (Reason, String, Audit) {
+fn issue_report(
+    token: &ApiToken,
+    issue: &IssueRecord,
+    old: Option<&str>,
+) -> (Reason, String, Audit) {
     let secret = token.secret_name();
     let (rev, fp) = (issue.revision, &issue.fingerprint);
     let (reason, note, action) = match issue.reason {
@@ -620,34 +658,40 @@ fn requeue_at(next_due: Option<Timestamp>, now: Timestamp) -> Action {
 async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = token.secret_name();
-    let Some(secret) = secrets
+    let ours = secrets
         .get_opt(&name)
         .await?
-        .filter(|s| secret::is_ours(s, token))
-    else {
-        return Ok(Action::await_change());
-    };
+        .filter(|s| secret::is_ours(s, token));
     let status = token.status.clone().unwrap_or_default();
-    match token.spec.deletion_policy.unwrap_or_default() {
-        DeletionPolicy::Delete => {
-            let params = DeleteParams {
-                preconditions: Some(Preconditions {
-                    uid: secret.uid(),
-                    resource_version: None,
-                }),
-                ..DeleteParams::default()
+    let value = format!(
+        "revision {} ({})",
+        status.revision.unwrap_or(0),
+        status.fingerprint.as_deref().unwrap_or("-")
+    );
+    match (token.spec.deletion_policy.unwrap_or_default(), ours) {
+        // Never issued (a conflict or an invalid spec): nothing to revoke or keep.
+        (_, None) if status.revision.is_none() => {}
+        (DeletionPolicy::Delete, ours) => {
+            let note = match ours {
+                Some(secret) => {
+                    let preconditions = Preconditions {
+                        uid: secret.uid(),
+                        resource_version: None,
+                    };
+                    let params = DeleteParams {
+                        preconditions: Some(preconditions),
+                        ..DeleteParams::default()
+                    };
+                    secrets.delete(&name, &params).await?;
+                    format!("deleted Secret {name}; {value} is revoked")
+                }
+                None => format!("Secret {name} was already gone; {value} is revoked"),
             };
-            secrets.delete(&name, &params).await?;
-            let note = format!(
-                "deleted Secret {name}; revision {} ({}) is revoked",
-                status.revision.unwrap_or(0),
-                status.fingerprint.as_deref().unwrap_or("-")
-            );
             report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
             report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
         }
-        DeletionPolicy::Retain => {
-            // Replace the owner list with the others, guarded by resourceVersion.
+        (DeletionPolicy::Retain, Some(secret)) => {
+            // Only our ownerReference goes (the value stays valid); guarded by resourceVersion.
             let uid = token.uid().unwrap_or_default();
             let others: Vec<_> = secret
                 .owner_references()
@@ -661,10 +705,12 @@ async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Er
             secrets
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await?;
-            let note = format!("kept Secret {name} and removed this ApiToken's ownership");
+            let note =
+                format!("kept Secret {name} with {value} and removed this ApiToken's ownership");
             report::audit(&audit_for(token, "retain", &status, "Retained", None));
             report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
         }
+        (DeletionPolicy::Retain, None) => {}
     }
     Ok(Action::await_change())
 }

@@ -34,6 +34,14 @@ impl Error {
 
     /// Transient errors are retried soon; the rest wait longer (or for a change of the object).
     pub fn is_transient(&self) -> bool {
-        !matches!(self.category(), "invalid_object")
+        match self {
+            Self::NoNamespace | Self::SecretRejected(_) => false,
+            Self::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e)
+                | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_transient(),
+                _ => true,
+            },
+            Self::Kube(_) | Self::Random(_) => true,
+        }
     }
 }

@@ -22,19 +22,23 @@ pub enum SecretState {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct OwnedSecret {
     /// Fingerprint of the `token` key, if present.
-    pub token: Option<String>,
+    pub token_fingerprint: Option<String>,
+    /// Fingerprint of the `token.previous` key, if present.
+    pub previous_fingerprint: Option<String>,
     /// Revision and fingerprint the operator annotated the Secret with when it last wrote it.
-    pub annotated: Option<Annotated>,
+    pub record: Option<IssueRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Annotated {
+pub struct IssueRecord {
     pub revision: i64,
     pub fingerprint: String,
     pub issued_at: Timestamp,
     pub reason: IssueReason,
     /// Until when the Secret's `token.previous` is valid, if it has one.
     pub previous_until: Option<Timestamp>,
+    /// The `apitoken.dev/rotate` value handled by this issue, so a recovery marks it handled.
+    pub request: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +62,7 @@ pub enum Action {
         previous_until: Option<Timestamp>,
     },
     /// The Secret is ahead of status (a status write was lost): take the Secret's annotations as truth.
-    Recover(Annotated),
+    Recover(IssueRecord),
     /// The value expired and is not renewed: remove it.
     Expire,
     /// Nothing to issue; keep `token.previous` only while `previous_until` lies ahead.
@@ -111,8 +115,9 @@ fn due(policy: &Policy, issued_at: Timestamp) -> Due {
     }
 }
 
-/// Decides what to do. Order matters: ownership first, then explicit user intent, then safety
-/// (lost or edited values), then time-driven work.
+/// Decides what to do. Order matters: ownership, then recovery of a lost status write, then
+/// safety (lost or edited values, reported as such even when a request coincides; any issue
+/// marks the pending request handled), then explicit user intent, then time-driven work.
 pub fn plan(policy: &Policy, observed: &Observed) -> Plan {
     let now = observed.now;
     let status = observed
@@ -171,23 +176,40 @@ pub fn plan(policy: &Policy, observed: &Observed) -> Plan {
         .rotate_request
         .is_some_and(|r| status.last_rotate_request.as_deref() != Some(r));
     let format_changed = status.format.as_ref() != Some(&policy.format.to_spec());
-    let token_in_secret = owned.and_then(|o| o.token.as_deref());
-    // Only the value we issued may serve a grace window; an edited one never does.
-    let intact = token_in_secret.is_some() && token_in_secret == status.fingerprint.as_deref();
+    let token_in_secret = owned.and_then(|o| o.token_fingerprint.as_deref());
+    // After an expiry without renewal the Secret holds no value on purpose.
+    let retired = status
+        .history
+        .first()
+        .is_some_and(|h| Some(h.revision) == status.revision && h.retired_at.is_some());
+    let expected = if retired {
+        None
+    } else {
+        status.fingerprint.as_deref()
+    };
+    // `token.previous` keeps its grace only while it is the value we handed over.
+    let previous_in_secret = owned.and_then(|o| o.previous_fingerprint.as_deref());
+    let previous_intact =
+        previous_in_secret == status.previous.as_ref().map(|p| p.fingerprint.as_str());
+    let grace_end = grace_end.filter(|_| previous_intact);
 
-    let action = if requested {
-        issue(
-            IssueReason::Requested,
-            hand_over(!observed.invalidate_previous && intact),
-        )
-    } else if format_changed {
-        issue(IssueReason::SpecChanged, hand_over(intact))
-    } else if expired && !policy.auto_renew {
+    let action = if expired && !policy.auto_renew && !requested && !format_changed {
         Action::Expire
     } else if owned.is_none() {
         issue(IssueReason::SecretLost, None)
-    } else if token_in_secret != status.fingerprint.as_deref() {
+    } else if token_in_secret != expected {
         issue(IssueReason::Tampered, None)
+    } else if requested {
+        let keep = !observed.invalidate_previous && token_in_secret.is_some();
+        issue(IssueReason::Requested, hand_over(keep))
+    } else if format_changed {
+        issue(
+            IssueReason::SpecChanged,
+            hand_over(token_in_secret.is_some()),
+        )
+    } else if retired && !expired {
+        // The spec changed so that the retired value would no longer be expired: issue anew.
+        issue(IssueReason::SpecChanged, None)
     } else if let Some((_, reason)) = current.rotation.filter(|&(t, _)| t <= now) {
         issue(reason, hand_over(true))
     } else if expired {
@@ -214,12 +236,13 @@ pub fn plan(policy: &Policy, observed: &Observed) -> Plan {
 fn recoverable<'a>(
     secret: &'a OwnedSecret,
     status: Option<&ApiTokenStatus>,
-) -> Option<&'a Annotated> {
-    let annotated = secret.annotated.as_ref()?;
+) -> Option<&'a IssueRecord> {
+    let annotated = secret.record.as_ref()?;
     let ahead = status
         .and_then(|s| s.revision)
         .is_none_or(|r| annotated.revision > r);
-    (ahead && secret.token.as_deref() == Some(annotated.fingerprint.as_str())).then_some(annotated)
+    (ahead && secret.token_fingerprint.as_deref() == Some(annotated.fingerprint.as_str()))
+        .then_some(annotated)
 }
 
 /// Fills in the due times that follow from the action.

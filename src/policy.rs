@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::{ApiTokenSpec, DeletionPolicy};
+use crate::api::ApiTokenSpec;
 use crate::token::Format;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +41,6 @@ pub struct Policy {
     pub renew_before: Option<SignedDuration>,
     pub auto_renew: bool,
     pub grace: SignedDuration,
-    pub deletion: DeletionPolicy,
 }
 
 pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_mins(1);
@@ -56,7 +55,16 @@ pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, Invali
     if parsed.is_negative() {
         return Err(bad());
     }
-    SignedDuration::try_from(std::time::Duration::from(parsed)).map_err(|_| bad())
+    SignedDuration::try_from(std::time::Duration::from(parsed))
+        .map(whole_seconds)
+        .map_err(|_| bad())
+}
+
+/// Rounds up to whole seconds. Kubernetes stores times in whole seconds; a due time with a
+/// fraction would never equal what status records and would wake the reconciler early.
+fn whole_seconds(d: SignedDuration) -> SignedDuration {
+    let extra = i64::from(d.subsec_nanos() > 0);
+    SignedDuration::from_secs(d.as_secs().saturating_add(extra))
 }
 
 impl Policy {
@@ -96,7 +104,7 @@ impl Policy {
                 ));
             }
             (None, None) => None,
-            (Some(lifetime), None) => Some(lifetime / 3),
+            (Some(lifetime), None) => Some(whole_seconds(lifetime / 3)),
             (Some(lifetime), Some(v)) => {
                 let before = parse_duration("rotation.renewBefore", v)?;
                 if before >= lifetime {
@@ -120,8 +128,33 @@ impl Policy {
             renew_before,
             auto_renew: rotation.auto_renew.unwrap_or(true),
             grace,
-            deletion: spec.deletion_policy.unwrap_or_default(),
         })
+    }
+}
+
+impl Policy {
+    /// Like [`Policy::resolve`], but an invalid spec still yields a policy with the invalid
+    /// parts dropped, so an already issued value keeps expiring and grace windows keep closing
+    /// while the user fixes the spec. Scheduled rotation stops until then.
+    pub fn resolve_lenient(spec: &ApiTokenSpec) -> (Self, Option<InvalidSpec>) {
+        let invalid = match Self::resolve(spec) {
+            Ok(policy) => return (policy, None),
+            Err(invalid) => invalid,
+        };
+        let mut fallback = spec.clone();
+        if let Some(rotation) = fallback.rotation.as_mut() {
+            (rotation.every, rotation.schedule, rotation.time_zone) = (None, None, None);
+        }
+        let policy = Self::resolve(&fallback).unwrap_or_else(|_| {
+            // A duration is unparsable too (only possible for objects stored before the CRD's
+            // rules): keep just the format and the deletion policy.
+            let bare = ApiTokenSpec {
+                format: spec.format.clone(),
+                ..ApiTokenSpec::default()
+            };
+            Self::resolve(&bare).expect("a spec without durations or schedule always resolves")
+        });
+        (policy, Some(invalid))
     }
 }
 
@@ -148,13 +181,52 @@ mod tests {
             (p.expires_after, p.renew_before, p.schedule),
             (None, None, None)
         );
-        assert_eq!(p.deletion, DeletionPolicy::Delete);
     }
 
     #[test]
     fn renew_before_defaults_to_a_third_of_the_lifetime() {
         let p = Policy::resolve(&spec(Some("720h"), Rotation::default())).unwrap();
         assert_eq!(p.renew_before, Some(SignedDuration::from_hours(240)));
+    }
+
+    #[test]
+    fn lenient_resolution_keeps_expiry_and_grace_of_an_invalid_spec() {
+        let bad_cron = Rotation {
+            schedule: Some("at dawn".into()),
+            auto_renew: Some(false),
+            grace_period: Some("10m".into()),
+            ..Default::default()
+        };
+        let (p, invalid) = Policy::resolve_lenient(&spec(Some("1h"), bad_cron));
+        assert!(invalid.unwrap().0.contains("at dawn"));
+        assert_eq!(p.expires_after, Some(SignedDuration::from_hours(1)));
+        assert_eq!(p.grace, SignedDuration::from_mins(10));
+        assert!(!p.auto_renew);
+        assert_eq!(p.schedule, None);
+
+        let broken = spec(
+            Some("soon"),
+            Rotation {
+                every: Some("1h".into()),
+                ..Default::default()
+            },
+        );
+        let (p, invalid) = Policy::resolve_lenient(&broken);
+        assert!(invalid.is_some());
+        assert_eq!((p.expires_after, p.schedule), (None, None));
+
+        let (_, invalid) = Policy::resolve_lenient(&ApiTokenSpec::default());
+        assert!(invalid.is_none());
+    }
+
+    #[test]
+    fn durations_round_up_to_whole_seconds() {
+        assert_eq!(
+            parse_duration("f", "1500ms").unwrap(),
+            SignedDuration::from_secs(2)
+        );
+        let p = Policy::resolve(&spec(Some("100s"), Rotation::default())).unwrap();
+        assert_eq!(p.renew_before, Some(SignedDuration::from_secs(34)));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::{Resource, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER};
-use crate::plan::{Annotated, OwnedSecret, SecretState};
+use crate::plan::{IssueRecord, OwnedSecret, SecretState};
 use crate::token::Token;
 
 pub const TOKEN_KEY: &str = "token";
@@ -30,6 +30,7 @@ const ISSUED_AT_ANNOTATION: &str = "apitoken.dev/issued-at";
 const REASON_ANNOTATION: &str = "apitoken.dev/reason";
 const PREVIOUS_UNTIL_ANNOTATION: &str = "apitoken.dev/previous-valid-until";
 const DISPLAY_NAME_ANNOTATION: &str = "apitoken.dev/display-name";
+const REQUEST_ANNOTATION: &str = "apitoken.dev/rotate-request";
 
 /// True when `secret` is controlled by this very ApiToken (same UID), not merely one of the same name.
 pub fn is_ours(secret: &Secret, owner: &ApiToken) -> bool {
@@ -68,16 +69,18 @@ pub fn observe(secret: Option<&Secret>, owner: &ApiToken) -> SecretState {
     if !is_ours(secret, owner) {
         return SecretState::Foreign;
     }
+    let values = values(secret);
     SecretState::Ours(OwnedSecret {
-        token: values(secret).current.map(|t| t.fingerprint()),
-        annotated: annotated(secret),
+        token_fingerprint: values.current.map(|t| t.fingerprint()),
+        previous_fingerprint: values.previous.map(|t| t.fingerprint()),
+        record: record(secret),
     })
 }
 
-fn annotated(secret: &Secret) -> Option<Annotated> {
+fn record(secret: &Secret) -> Option<IssueRecord> {
     let a = secret.annotations();
     let parse_time = |key: &str| a.get(key).and_then(|v| v.parse::<Timestamp>().ok());
-    Some(Annotated {
+    Some(IssueRecord {
         revision: a.get(REVISION_ANNOTATION)?.parse().ok()?,
         fingerprint: a.get(FINGERPRINT_ANNOTATION)?.clone(),
         issued_at: parse_time(ISSUED_AT_ANNOTATION)?,
@@ -86,6 +89,7 @@ fn annotated(secret: &Secret) -> Option<Annotated> {
         ))
         .ok()?,
         previous_until: parse_time(PREVIOUS_UNTIL_ANNOTATION),
+        request: a.get(REQUEST_ANNOTATION).cloned(),
     })
 }
 
@@ -93,7 +97,7 @@ fn annotated(secret: &Secret) -> Option<Annotated> {
 pub struct Desired<'a> {
     pub current: Option<&'a Token>,
     pub previous: Option<&'a Token>,
-    pub issue: &'a Annotated,
+    pub issue: &'a IssueRecord,
     pub expires_at: Option<Timestamp>,
 }
 
@@ -112,6 +116,9 @@ pub fn secret_for(owner: &ApiToken, desired: &Desired) -> Secret {
     annotations.insert(REASON_ANNOTATION.into(), issue.reason.as_str().into());
     if let (Some(until), Some(_)) = (issue.previous_until, desired.previous) {
         annotations.insert(PREVIOUS_UNTIL_ANNOTATION.into(), whole_seconds(until));
+    }
+    if let Some(request) = &issue.request {
+        annotations.insert(REQUEST_ANNOTATION.into(), request.clone());
     }
     if let Some(name) = &owner.spec.display_name {
         annotations.insert(DISPLAY_NAME_ANNOTATION.into(), name.clone());

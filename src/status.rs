@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 
 use crate::api::{ApiTokenStatus, HistoryEntry, LastRotation, PreviousValue};
-use crate::plan::Annotated;
+use crate::plan::IssueRecord;
 
 pub const READY: &str = "Ready";
 pub const HISTORY_LEN: usize = 10;
@@ -70,7 +70,7 @@ pub fn ready_reason(status: Option<&ApiTokenStatus>) -> Option<&str> {
 /// Records a newly issued value: revision, fingerprint, times, previous value and history.
 pub fn record_issue(
     status: &mut ApiTokenStatus,
-    issue: &Annotated,
+    issue: &IssueRecord,
     previous_fingerprint: Option<String>,
 ) {
     let issued = Time(issue.issued_at);
@@ -95,6 +95,9 @@ pub fn record_issue(
         time: issued,
         reason: issue.reason,
     });
+    if issue.request.is_some() {
+        status.last_rotate_request = issue.request.clone();
+    }
     status.previous = match (previous_fingerprint, issue.previous_until) {
         (Some(fingerprint), Some(until)) => Some(PreviousValue {
             fingerprint,
@@ -117,13 +120,14 @@ mod tests {
     use super::*;
     use crate::api::IssueReason;
 
-    fn issue(revision: i64, at: &str) -> Annotated {
-        Annotated {
+    fn issue(revision: i64, at: &str) -> IssueRecord {
+        IssueRecord {
             revision,
             fingerprint: format!("sha256:{revision:012}"),
             issued_at: at.parse().unwrap(),
             reason: IssueReason::Schedule,
             previous_until: None,
+            request: None,
         }
     }
 

@@ -82,13 +82,15 @@ fn issued(policy: &Policy, at: &str) -> ApiTokenStatus {
 fn healthy(status: &ApiTokenStatus) -> SecretState {
     let fingerprint = status.fingerprint.clone().unwrap();
     SecretState::Ours(OwnedSecret {
-        token: Some(fingerprint.clone()),
-        annotated: Some(Annotated {
+        token_fingerprint: Some(fingerprint.clone()),
+        previous_fingerprint: status.previous.as_ref().map(|p| p.fingerprint.clone()),
+        record: Some(IssueRecord {
             revision: status.revision.unwrap(),
             fingerprint,
             issued_at: status.issued_at.as_ref().unwrap().0,
             reason: status.last_rotation.as_ref().unwrap().reason,
             previous_until: status.previous.as_ref().map(|p| p.valid_until.0),
+            request: None,
         }),
     })
 }
@@ -98,7 +100,7 @@ fn holding(status: &ApiTokenStatus, token: Option<String>) -> SecretState {
     let SecretState::Ours(mut owned) = healthy(status) else {
         unreachable!()
     };
-    owned.token = token;
+    owned.token_fingerprint = token;
     SecretState::Ours(owned)
 }
 
@@ -958,20 +960,22 @@ fn due_times_beyond_the_representable_range_are_none() {
 // ---------------------------------------------------------------------------------------------
 
 /// What the operator wrote into the Secret for revision 2 at 10:30, before the status write was lost.
-fn annotated_rev2() -> Annotated {
-    Annotated {
+fn annotated_rev2() -> IssueRecord {
+    IssueRecord {
         revision: 2,
         fingerprint: fp_new(),
         issued_at: ts("2026-11-22T10:30:00Z"),
         reason: IssueReason::Requested,
         previous_until: Some(ts("2026-11-22T10:40:00Z")),
+        request: None,
     }
 }
 
 fn ahead(token: String) -> SecretState {
     SecretState::Ours(OwnedSecret {
-        token: Some(token),
-        annotated: Some(annotated_rev2()),
+        token_fingerprint: Some(token),
+        previous_fingerprint: None,
+        record: Some(annotated_rev2()),
     })
 }
 
@@ -1114,4 +1118,75 @@ fn format_change_never_hands_over_an_edited_token() {
         "{:?}",
         got.action
     );
+}
+
+#[test]
+fn edited_previous_value_loses_its_grace_at_once() {
+    let p = policy(None, grace(every("1h"), "10m"));
+    let status = in_grace(&p);
+    let SecretState::Ours(mut owned) = healthy(&status) else {
+        unreachable!()
+    };
+    owned.previous_fingerprint = Some(fp_edited());
+    let got = plan(
+        &p,
+        &observe(
+            Some(&status),
+            SecretState::Ours(owned),
+            "2026-11-22T11:05:00Z",
+        ),
+    );
+    assert_eq!(got.action, keep(None));
+    assert_eq!(got.next_due, Some(ts("2026-11-22T12:00:00Z")));
+}
+
+#[test]
+fn a_request_on_a_deleted_secret_is_reported_as_secret_lost() {
+    let p = policy(None, every("1h"));
+    let status = issued(&p, "2026-11-22T10:00:00Z");
+    let mut observed = observe(Some(&status), SecretState::Missing, "2026-11-22T10:30:00Z");
+    observed.rotate_request = Some("leak");
+    assert_eq!(
+        plan(&p, &observed).action,
+        issue(IssueReason::SecretLost, None)
+    );
+}
+
+#[test]
+fn lifting_autorenew_off_after_expiry_issues_a_value_as_spec_changed() {
+    let one_shot = policy(
+        Some("1h"),
+        Rotation {
+            auto_renew: Some(false),
+            ..Default::default()
+        },
+    );
+    let mut status = issued(&one_shot, "2026-11-22T10:00:00Z");
+    status.history = vec![crate::api::HistoryEntry {
+        revision: 1,
+        fingerprint: fp_current(),
+        issued_at: Time(ts("2026-11-22T10:00:00Z")),
+        reason: IssueReason::Created,
+        retired_at: Some(Time(ts("2026-11-22T11:00:00Z"))),
+    }];
+    let emptied = holding(&status, None);
+    // Still expired and not renewed: stays expired, no Tampered.
+    let got = plan(
+        &one_shot,
+        &observe(Some(&status), emptied.clone(), "2026-11-22T11:30:00Z"),
+    );
+    assert_eq!(got.action, Action::Expire);
+    // A longer lifetime makes the retired value unexpired: a new value, for the spec change.
+    let longer = policy(
+        Some("24h"),
+        Rotation {
+            auto_renew: Some(false),
+            ..Default::default()
+        },
+    );
+    let got = plan(
+        &longer,
+        &observe(Some(&status), emptied, "2026-11-22T11:30:00Z"),
+    );
+    assert_eq!(got.action, issue(IssueReason::SpecChanged, None));
 }

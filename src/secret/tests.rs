@@ -49,13 +49,14 @@ fn templated(template: SecretTemplate) -> ApiToken {
     })
 }
 
-fn revision(revision: i64) -> Annotated {
-    Annotated {
+fn revision(revision: i64) -> IssueRecord {
+    IssueRecord {
         revision,
         fingerprint: crate::token::fingerprint(CURRENT.as_bytes()),
         issued_at: ts("2026-11-22T10:00:00Z"),
         reason: IssueReason::Schedule,
         previous_until: None,
+        request: None,
     }
 }
 
@@ -343,8 +344,9 @@ fn no_expires_at_key_for_a_value_that_never_expires() {
 #[test]
 fn previous_value_and_its_deadline_only_when_a_previous_value_is_given() {
     let (current, previous) = (token(CURRENT), token(PREVIOUS));
-    let issue = Annotated {
+    let issue = IssueRecord {
         previous_until: Some(ts("2026-11-22T10:10:00Z")),
+        request: None,
         ..revision(3)
     };
     let with = secret_for(
@@ -447,9 +449,10 @@ fn observe_missing_secret() {
 #[test]
 fn observe_reads_back_what_secret_for_wrote() {
     let (current, previous) = (token(CURRENT), token(PREVIOUS));
-    let issue = Annotated {
+    let issue = IssueRecord {
         reason: IssueReason::Requested,
         previous_until: Some(ts("2026-11-22T10:10:00Z")),
+        request: None,
         ..revision(7)
     };
     let s = secret_for(
@@ -464,8 +467,9 @@ fn observe_reads_back_what_secret_for_wrote() {
     assert_eq!(
         observe(Some(&s), &plain_owner()),
         SecretState::Ours(OwnedSecret {
-            token: Some(crate::token::fingerprint(CURRENT.as_bytes())),
-            annotated: Some(issue),
+            token_fingerprint: Some(crate::token::fingerprint(CURRENT.as_bytes())),
+            previous_fingerprint: Some(crate::token::fingerprint(PREVIOUS.as_bytes())),
+            record: Some(issue),
         })
     );
 }
@@ -480,8 +484,11 @@ fn observe_fingerprints_the_token_actually_in_the_secret() {
     let SecretState::Ours(owned) = observe(Some(&s), &plain_owner()) else {
         panic!("should be ours");
     };
-    assert_eq!(owned.token, Some(crate::token::fingerprint(b"hunter2")));
-    assert_eq!(owned.annotated.unwrap().revision, 3);
+    assert_eq!(
+        owned.token_fingerprint,
+        Some(crate::token::fingerprint(b"hunter2"))
+    );
+    assert_eq!(owned.record.unwrap().revision, 3);
 }
 
 #[test]
@@ -498,7 +505,7 @@ fn observe_expired_secret_has_no_token() {
     let SecretState::Ours(owned) = observe(Some(&s), &plain_owner()) else {
         panic!("should be ours");
     };
-    assert_eq!(owned.token, None);
+    assert_eq!(owned.token_fingerprint, None);
 }
 
 #[test]
@@ -515,7 +522,7 @@ fn observe_without_or_with_broken_annotations_has_nothing_to_recover_from() {
     let SecretState::Ours(owned) = observe(Some(&s), &plain_owner()) else {
         panic!("should be ours");
     };
-    assert_eq!(owned.annotated, None);
+    assert_eq!(owned.record, None);
 }
 
 #[test]
@@ -603,8 +610,9 @@ fn label_we_applied_before_but_no_longer_want_needs_a_write() {
 #[test]
 fn end_of_grace_removing_the_previous_value_needs_a_write() {
     let (current, previous) = (token(CURRENT), token(PREVIOUS));
-    let issue = Annotated {
+    let issue = IssueRecord {
         previous_until: Some(ts("2026-11-22T10:10:00Z")),
+        request: None,
         ..revision(3)
     };
     let during = as_applied(secret_for(
@@ -710,7 +718,7 @@ fn secret_rebuilt_from_status_after_an_issue_needs_no_write() {
     let issued_at = ts("2026-11-22T10:00:00.123456789Z");
     let lifetime = jiff::SignedDuration::from_hours(720);
     let current = token(CURRENT);
-    let at_issue = Annotated {
+    let at_issue = IssueRecord {
         issued_at,
         ..revision(3)
     };
@@ -726,7 +734,7 @@ fn secret_rebuilt_from_status_after_an_issue_needs_no_write() {
 
     let stored: Time =
         serde_json::from_value(serde_json::to_value(Time(issued_at)).unwrap()).unwrap();
-    let from_status = Annotated {
+    let from_status = IssueRecord {
         issued_at: stored.0,
         ..revision(3)
     };
