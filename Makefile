@@ -5,10 +5,11 @@ export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
 .PHONY: test lint unit e2e cluster-up cluster-down cluster-build crds run demo
 
-## test: format and lint checks, unit tests, then e2e tests against a fresh control plane
+## test: format and lint checks, unit tests, then e2e tests against a fresh control plane of
+## its own (.cluster-test/, so a `make cluster-up` cluster is left alone), always stopped after
 test: lint unit
-	$(CLUSTER) up
-	rc=0; $(MAKE) --no-print-directory e2e || rc=$$?; $(CLUSTER) down; exit $$rc
+	export CLUSTER_DIR=$(CURDIR)/.cluster-test KUBECONFIG=$(CURDIR)/.cluster-test/kubeconfig; \
+	rc=0; { $(CLUSTER) up && $(MAKE) --no-print-directory e2e; } || rc=$$?; $(CLUSTER) down; exit $$rc
 
 lint:
 	cargo fmt --all -- --check

@@ -69,7 +69,7 @@ async fn create_issues_a_secret_with_status_and_event() {
     assert_eq!(Some(&owner.uid), token.uid().as_ref());
 
     let events = ns.events_with_reason(&name, "Issued").await;
-    assert_eq!(events.len(), 1, "one Issued event");
+    assert_once(&events);
     assert!(events[0].note.as_deref().unwrap().contains("revision 1"));
 }
 
@@ -108,8 +108,16 @@ async fn reapply_restart_and_waiting_write_nothing() {
     let exit = op.stop().expect("operator was running");
     assert!(exit.success(), "graceful shutdown on SIGTERM, got {exit}");
     assert!(op.logs().contains("controller stopped"));
+    let offset = op.logs().len();
     op.spawn();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    // Wait until the new process has really looked at the ApiToken, then a little longer.
+    eventually("the restarted operator to reconcile", TIMEOUT, || async {
+        op.logs_since(offset)
+            .contains("\"reconciled\"")
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
 
     assert_eq!(
         ns.secrets().get(&name).await.unwrap().resource_version(),
@@ -136,10 +144,6 @@ async fn reapply_restart_and_waiting_write_nothing() {
         "the operator wrote nothing"
     );
     assert_eq!(ns.events(&name).await.len(), events, "no new events");
-    assert!(
-        op.logs().contains("reconciled"),
-        "the restarted operator did reconcile"
-    );
 }
 
 #[tokio::test]
@@ -221,7 +225,7 @@ async fn deleted_or_edited_secrets_are_replaced_with_a_warning() {
         fingerprint(secret_value(&secret, "token").unwrap().as_bytes())
     );
     let lost = ns.events_with_reason(&name, "SecretLost").await;
-    assert_eq!(lost.len(), 1);
+    assert_once(&lost);
     assert_eq!(lost[0].type_.as_deref(), Some("Warning"));
 
     // Someone edits the token by hand.
@@ -299,6 +303,8 @@ async fn foreign_secrets_are_never_touched() {
         ready(t) == Some(("False", "SecretConflict"))
     })
     .await;
+    let warn = ns.events_with_reason("second", "SecretConflict").await;
+    assert_eq!(warn[0].type_.as_deref(), Some("Warning"));
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(
         ns.secrets()
@@ -327,7 +333,7 @@ async fn foreign_secrets_are_never_touched() {
 #[tokio::test]
 async fn deletion_revokes_or_retains_the_secret() {
     let ns = TestNs::new("e2e-delete").await;
-    let _op = Operator::start(&ns);
+    let op = Operator::start(&ns);
     let name = ns.apply_yaml(MINIMAL).await.name_any();
     wait_status(&ns, &name, "issued", TIMEOUT, |t| revision(t) == 1).await;
     ns.tokens()
@@ -341,7 +347,7 @@ async fn deletion_revokes_or_retains_the_secret() {
     })
     .await;
     let revoked = ns.events_with_reason(&name, "Revoked").await;
-    assert_eq!(revoked.len(), 1);
+    assert_once(&revoked);
     assert!(revoked[0].note.as_deref().unwrap().contains("revision 1"));
 
     ns.apply_yaml(
@@ -368,6 +374,22 @@ async fn deletion_revokes_or_retains_the_secret() {
     let kept = ns.secrets().get("keeper").await.expect("Secret retained");
     assert!(kept.owner_references().is_empty(), "ownership dropped");
     assert_eq!(secret_value(&kept, "token"), value, "value kept");
+    assert_eq!(ns.events_with_reason("keeper", "Retained").await.len(), 1);
+
+    // The audit log has one line for each: revoke with the revision, retain likewise.
+    let audit = op.json_lines("audit");
+    let line = |action: &str, name: &str| {
+        audit
+            .iter()
+            .find(|l| l["action"] == action && l["name"] == name)
+            .cloned()
+    };
+    let revoke = line("revoke", "billing-client").expect("revoke audit line");
+    assert_eq!(
+        (revoke["revision"].as_i64(), revoke["namespace"].as_str()),
+        (Some(1), Some(ns.name.as_str()))
+    );
+    assert!(line("retain", "keeper").is_some(), "retain audit line");
 }
 
 #[tokio::test]

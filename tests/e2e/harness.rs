@@ -158,6 +158,17 @@ fn rand_suffix() -> u32 {
     h.finish() as u32
 }
 
+/// Asserts exactly one Event and that it was never repeated: kube's Recorder folds a repeat of
+/// the same reason into a `series` on the first Event instead of creating another.
+pub fn assert_once(events: &[Event]) {
+    assert_eq!(events.len(), 1, "one Event");
+    assert!(
+        events[0].series.is_none(),
+        "the Event was repeated: {:?}",
+        events[0].series
+    );
+}
+
 /// Polls `check` until it returns Some or the timeout passes.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -245,6 +256,11 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Log written after `offset` (a length of [`Operator::logs`] taken earlier).
+    pub fn logs_since(&self, offset: usize) -> String {
+        self.logs().get(offset..).unwrap_or_default().to_owned()
+    }
+
     /// Parsed JSON log lines for a tracing target such as `audit`.
     pub fn json_lines(&self, target: &str) -> Vec<serde_json::Value> {
         self.logs()
@@ -294,7 +310,7 @@ pub fn kubectl_apply(namespace: &str, yaml: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// The `token` key of a Secret as a string.
+/// A key of a Secret as a string.
 pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     let bytes = secret.data.as_ref()?.get(key)?;
     Some(String::from_utf8(bytes.0.clone()).expect("utf-8 secret value"))
