@@ -208,17 +208,7 @@ async fn deleted_or_edited_secrets_are_replaced_with_a_warning() {
         .await
         .unwrap();
     let t = wait_status(&ns, &name, "revision 2", TIMEOUT, |t| revision(t) == 2).await;
-    assert_eq!(
-        t.status
-            .as_ref()
-            .unwrap()
-            .last_rotation
-            .as_ref()
-            .unwrap()
-            .reason
-            .as_str(),
-        "SecretLost"
-    );
+    assert_eq!(last_reason(&t), "SecretLost");
     let secret = ns.secrets().get(&name).await.unwrap();
     assert_eq!(
         t.status.unwrap().fingerprint.unwrap(),
@@ -229,23 +219,10 @@ async fn deleted_or_edited_secrets_are_replaced_with_a_warning() {
     assert_eq!(lost[0].type_.as_deref(), Some("Warning"));
 
     // Someone edits the token by hand.
-    let patch = serde_json::json!({"stringData": {"token": "hand-written-value-that-is-not-ours"}});
-    ns.secrets()
-        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .unwrap();
+    ns.tamper(&name, "hand-written-value-that-is-not-ours")
+        .await;
     let t = wait_status(&ns, &name, "revision 3", TIMEOUT, |t| revision(t) == 3).await;
-    assert_eq!(
-        t.status
-            .as_ref()
-            .unwrap()
-            .last_rotation
-            .as_ref()
-            .unwrap()
-            .reason
-            .as_str(),
-        "Tampered"
-    );
+    assert_eq!(last_reason(&t), "Tampered");
     let value = secret_value(&ns.secrets().get(&name).await.unwrap(), "token").unwrap();
     assert_ne!(value, "hand-written-value-that-is-not-ours");
     assert_eq!(

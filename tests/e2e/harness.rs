@@ -347,3 +347,35 @@ pub fn ready(t: &ApiToken) -> Option<(&str, &str)> {
 pub fn revision(t: &ApiToken) -> i64 {
     t.status.as_ref().and_then(|s| s.revision).unwrap_or(0)
 }
+
+/// Why the current value was issued (`status.lastRotation.reason`).
+pub fn last_reason(t: &ApiToken) -> &'static str {
+    t.status
+        .as_ref()
+        .and_then(|s| s.last_rotation.as_ref())
+        .map_or("-", |r| r.reason.as_str())
+}
+
+impl TestNs {
+    /// Edits a Secret's token by hand, as someone with Secret access might.
+    pub async fn tamper(&self, secret: &str, value: &str) {
+        let patch = serde_json::json!({"stringData": {"token": value}});
+        self.secrets()
+            .patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .expect("edit Secret");
+    }
+
+    /// Waits until `key` is gone from the Secret.
+    pub async fn wait_key_gone(&self, secret: &str, key: &str, timeout: Duration) {
+        eventually(
+            &format!("{key} gone from Secret {secret}"),
+            timeout,
+            || async {
+                let s = self.secrets().get(secret).await.ok()?;
+                secret_value(&s, key).is_none().then_some(())
+            },
+        )
+        .await;
+    }
+}

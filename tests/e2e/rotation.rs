@@ -87,17 +87,8 @@ async fn interval_rotation_is_on_time_and_keeps_the_previous_value_for_the_grace
     );
     let grace_end = previous.valid_until.0;
 
-    eventually(
-        "token.previous removed after the grace period",
-        Duration::from_secs(30),
-        || async {
-            token_value(&ns, "every", "token.previous")
-                .await
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    ns.wait_key_gone("every", "token.previous", Duration::from_secs(30))
+        .await;
     // Observed within one 200 ms poll of the removal: neither before the grace end nor late.
     assert_on_time("removal of token.previous", grace_end, Timestamp::now());
     let t = ns.tokens().get("every").await.unwrap();
@@ -320,15 +311,7 @@ async fn token_values_never_appear_in_status_events_or_logs() {
     wait_status(&ns, "quiet", "SecretLost", TIMEOUT, |t| revision(t) == 4).await;
     values.insert(token_value(&ns, "quiet", "token").await.unwrap());
     let planted = "planted_value_that_must_not_echo_0123456789";
-    let patch = serde_json::json!({"stringData": {"token": planted}});
-    ns.secrets()
-        .patch(
-            "quiet",
-            &kube::api::PatchParams::default(),
-            &kube::api::Patch::Merge(&patch),
-        )
-        .await
-        .unwrap();
+    ns.tamper("quiet", planted).await;
     wait_status(&ns, "quiet", "Tampered", TIMEOUT, |t| revision(t) == 5).await;
     values.insert(token_value(&ns, "quiet", "token").await.unwrap());
     assert_eq!(values.len(), 5);
@@ -420,17 +403,8 @@ async fn a_spec_made_invalid_after_issuance_still_expires_the_value() {
         "the issued value is kept meanwhile"
     );
 
-    eventually(
-        "the value removed at expiry",
-        Duration::from_secs(90),
-        || async {
-            token_value(&ns, "later", "token")
-                .await
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    ns.wait_key_gone("later", "token", Duration::from_secs(90))
+        .await;
     assert_on_time("expiry while invalid", expires, Timestamp::now());
     ns.events_with_reason("later", "Expired").await;
     assert_eq!(

@@ -1,0 +1,555 @@
+//! One reconcile of one ApiToken: gather inputs, call the plan, apply it, report. Decisions live
+//! in [`crate::plan`]; building objects in [`crate::secret`] and [`crate::status`].
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::runtime::controller::Action;
+use kube::{Api, Resource, ResourceExt};
+
+use crate::api::{
+    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason,
+    ROTATE_ANNOTATION,
+};
+use crate::controller::{Context, requeue_at};
+use crate::error::Error;
+use crate::plan::{self, IssueRecord, Observed};
+use crate::policy::Policy;
+use crate::report::{self, Audit, Reason};
+use crate::secret::{self, Desired};
+use crate::status::{self, Readiness};
+use crate::token;
+
+/// One reconcile of a live ApiToken: gather, plan, apply, report.
+pub async fn apply(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    // The controller's cache can trail our own last status write; deciding on a stale status
+    // could issue twice. Decide on the object as stored.
+    let tokens: Api<ApiToken> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(token) = tokens.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if token.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change()); // the finalizer's cleanup runs on the next reconcile
+    }
+    let token = &token;
+    // Whole seconds, like every time Kubernetes stores; due times then land on whole seconds too.
+    let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the clock is in range");
+    let mut status = token.status.clone().unwrap_or_default();
+    status.secret_name = Some(token.secret_name());
+    let generation = token.metadata.generation;
+
+    let (policy, invalid) = Policy::resolve_lenient(&token.spec);
+    if let (Some(invalid), None) = (&invalid, status.revision) {
+        // Nothing issued yet: issue nothing for a spec we cannot follow.
+        return stall(
+            token,
+            ctx,
+            status,
+            Readiness::InvalidSpec,
+            invalid.0.clone(),
+            now,
+        )
+        .await;
+    }
+
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    let annotations = token.annotations();
+    let rotate_request = annotations.get(ROTATE_ANNOTATION).map(String::as_str);
+    let plan = plan::plan(
+        &policy,
+        &Observed {
+            status: token.status.as_ref(),
+            rotate_request,
+            invalidate_previous: annotations
+                .get(INVALIDATE_ANNOTATION)
+                .is_some_and(|v| v == "true"),
+            secret: secret::observe(observed_secret.as_ref(), token),
+            now,
+        },
+    );
+    tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
+
+    if plan.action == plan::Action::Conflict {
+        let message = format!(
+            "Secret {} exists and is not managed by this ApiToken; it is left untouched",
+            token.secret_name()
+        );
+        // The Secret watch brings us back when the foreign Secret changes or goes.
+        return stall(token, ctx, status, Readiness::SecretConflict, message, now).await;
+    }
+
+    let ours = observed_secret
+        .as_ref()
+        .filter(|s| secret::is_ours(s, token));
+    let step = Step {
+        token,
+        secrets: &secrets,
+        observed: ours,
+        expires_at: plan.expires_at,
+        now,
+    };
+    let report = match step
+        .run(&plan.action, &mut status, &policy, rotate_request)
+        .await
+    {
+        Ok(report) => report,
+        Err(Error::SecretRejected(message)) => {
+            let message = format!("the API server rejected the Secret: {message}");
+            return stall(token, ctx, status, Readiness::InvalidSpec, message, now).await;
+        }
+        Err(error) => return Err(error),
+    };
+    let (why, message) = if let Some(invalid) = &invalid {
+        let message = format!(
+            "{}; the current value is kept and scheduled rotation is paused",
+            invalid.0
+        );
+        (Readiness::InvalidSpec, message)
+    } else if plan.action == plan::Action::Expire {
+        let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
+        (Readiness::Expired, message.to_owned())
+    } else {
+        let message = format!(
+            "revision {} is current ({})",
+            status.revision.unwrap_or(0),
+            status.fingerprint.as_deref().unwrap_or("-")
+        );
+        (Readiness::Issued, message)
+    };
+    let was = status::ready_reason(token.status.as_ref()).map(str::to_owned);
+    status::set_ready(&mut status, why, message.clone(), generation, now);
+    status.expires_at = plan.expires_at.map(Time);
+    status.next_rotation_at = plan.next_rotation.map(Time);
+    write_status(token, ctx, &status).await?;
+
+    if why == Readiness::InvalidSpec && was.as_deref() != Some(why.as_str()) {
+        report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
+    }
+    if let Some(Report {
+        reason,
+        note,
+        audit,
+        related,
+    }) = report
+    {
+        report::audit(&audit);
+        report::event(&ctx.recorder, token, reason, note, related.as_ref()).await;
+    }
+    Ok(requeue_at(plan.next_due, Timestamp::now()))
+}
+
+/// What a step did that is reported once status is written.
+struct Report {
+    reason: Reason,
+    note: String,
+    audit: Audit,
+    /// The Secret as written, if the step wrote it.
+    related: Option<Secret>,
+}
+
+/// The Secret-side work of one reconcile, shared by the plan's actions.
+struct Step<'a> {
+    token: &'a ApiToken,
+    secrets: &'a Api<Secret>,
+    /// The Secret, when it is ours.
+    observed: Option<&'a Secret>,
+    expires_at: Option<Timestamp>,
+    now: Timestamp,
+}
+
+impl Step<'_> {
+    async fn run(
+        &self,
+        action: &plan::Action,
+        status: &mut ApiTokenStatus,
+        policy: &Policy,
+        rotate_request: Option<&str>,
+    ) -> Result<Option<Report>, Error> {
+        match action {
+            plan::Action::Conflict => Ok(None),
+            &plan::Action::Issue {
+                reason,
+                previous_until,
+            } => {
+                // Any issue handles the pending request: one request, at most one new value.
+                let request = rotate_request.map(str::to_owned);
+                let report = self
+                    .issue(status, policy, reason, previous_until, request)
+                    .await?;
+                Ok(Some(report))
+            }
+            plan::Action::Recover(issue) => self.recover(status, policy, issue).await.map(Some),
+            plan::Action::Expire => self.expire(status).await,
+            &plan::Action::Keep { previous_until } => {
+                self.keep(status, previous_until).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn values(&self) -> secret::Values {
+        self.observed.map_or(
+            secret::Values {
+                current: None,
+                previous: None,
+            },
+            secret::values,
+        )
+    }
+
+    async fn write(
+        &self,
+        current: Option<&token::Token>,
+        previous: Option<&token::Token>,
+        issue: &IssueRecord,
+    ) -> Result<Option<Secret>, Error> {
+        let desired = Desired {
+            current,
+            previous,
+            issue,
+            expires_at: self.expires_at,
+        };
+        apply_secret(self.secrets, self.token, self.observed, &desired).await
+    }
+
+    /// A new value; the current one becomes `token.previous` until `previous_until`, if given.
+    async fn issue(
+        &self,
+        status: &mut ApiTokenStatus,
+        policy: &Policy,
+        reason: IssueReason,
+        previous_until: Option<Timestamp>,
+        request: Option<String>,
+    ) -> Result<Report, Error> {
+        let new = token::generate(&policy.format)?;
+        let current = self.values().current;
+        let handed_over = previous_until.and(current.as_ref());
+        let issue = IssueRecord {
+            revision: status.revision.unwrap_or(0) + 1,
+            fingerprint: new.fingerprint(),
+            issued_at: self.now,
+            reason,
+            previous_until: handed_over.and(previous_until),
+            request,
+        };
+        let written = self.write(Some(&new), handed_over, &issue).await?;
+        let old_fingerprint = status.fingerprint.clone();
+        status::record_issue(status, &issue, handed_over.map(token::Token::fingerprint));
+        status.format = Some(policy.format.to_spec());
+        let (reason, note, audit) = issue_report(self.token, &issue, old_fingerprint.as_deref());
+        Ok(Report {
+            reason,
+            note,
+            audit,
+            related: written,
+        })
+    }
+
+    /// Status was lost after the Secret was written: take the Secret's record as the truth.
+    async fn recover(
+        &self,
+        status: &mut ApiTokenStatus,
+        policy: &Policy,
+        issue: &IssueRecord,
+    ) -> Result<Report, Error> {
+        let values = self.values();
+        let previous = values
+            .previous
+            .as_ref()
+            .filter(|_| issue.previous_until.is_some_and(|t| t > self.now));
+        let written = self.write(values.current.as_ref(), previous, issue).await?;
+        let old_fingerprint = status.fingerprint.clone();
+        status::record_issue(status, issue, previous.map(token::Token::fingerprint));
+        status.format = Some(policy.format.to_spec());
+        tracing::info!(name = %self.token.name_any(), revision = issue.revision, "recovered status from the Secret");
+        // The lost status write also lost this issue's Event and audit line: report it now.
+        let (reason, note, audit) = issue_report(self.token, issue, old_fingerprint.as_deref());
+        Ok(Report {
+            reason,
+            note,
+            audit,
+            related: written,
+        })
+    }
+
+    /// The value expired without renewal: remove it, and report that once.
+    async fn expire(&self, status: &mut ApiTokenStatus) -> Result<Option<Report>, Error> {
+        let written = match current_issue(status, None) {
+            Some(issue) => self.write(None, None, &issue).await?,
+            None => None,
+        };
+        if status
+            .history
+            .first()
+            .is_some_and(|h| h.retired_at.is_some())
+        {
+            return Ok(None); // reported when it expired
+        }
+        status::record_expiry(status, self.expires_at.unwrap_or(self.now));
+        let note = format!(
+            "revision {} ({}) expired; autoRenew is off, so the value was removed",
+            status.revision.unwrap_or(0),
+            status.fingerprint.as_deref().unwrap_or("-")
+        );
+        let audit = audit_for(self.token, "expire", status, "Expired", None);
+        Ok(Some(Report {
+            reason: Reason::Expired,
+            note,
+            audit,
+            related: written,
+        }))
+    }
+
+    /// Same value; the Secret follows template edits and loses `token.previous` after the grace.
+    async fn keep(
+        &self,
+        status: &mut ApiTokenStatus,
+        previous_until: Option<Timestamp>,
+    ) -> Result<(), Error> {
+        let values = self.values();
+        let previous = values
+            .previous
+            .as_ref()
+            .filter(|_| previous_until.is_some());
+        if let Some(issue) = current_issue(status, previous_until.filter(|_| previous.is_some())) {
+            self.write(values.current.as_ref(), previous, &issue)
+                .await?;
+        }
+        if previous_until.is_none() {
+            status.previous = None;
+        }
+        Ok(())
+    }
+}
+
+/// Ready=False for a reason only a change of the object (or of the foreign Secret) can fix:
+/// report it once, then wait for that change instead of retrying.
+async fn stall(
+    token: &ApiToken,
+    ctx: &Context,
+    mut status: ApiTokenStatus,
+    why: Readiness,
+    message: String,
+    now: Timestamp,
+) -> Result<Action, Error> {
+    status::set_ready(
+        &mut status,
+        why,
+        message.clone(),
+        token.metadata.generation,
+        now,
+    );
+    if write_status(token, ctx, &status).await? {
+        let reason = match why {
+            Readiness::SecretConflict => Reason::SecretConflict,
+            _ => Reason::InvalidSpec,
+        };
+        report::event(&ctx.recorder, token, reason, message, None).await;
+    }
+    Ok(Action::await_change())
+}
+
+/// The issue the status describes, as written into Secret annotations.
+fn current_issue(
+    status: &ApiTokenStatus,
+    previous_until: Option<Timestamp>,
+) -> Option<IssueRecord> {
+    Some(IssueRecord {
+        revision: status.revision?,
+        fingerprint: status.fingerprint.clone()?,
+        issued_at: status.issued_at.as_ref()?.0,
+        reason: status
+            .last_rotation
+            .as_ref()
+            .map_or(IssueReason::Created, |r| r.reason),
+        previous_until,
+        request: status.last_rotate_request.clone(),
+    })
+}
+
+fn issue_report(
+    token: &ApiToken,
+    issue: &IssueRecord,
+    old: Option<&str>,
+) -> (Reason, String, Audit) {
+    let secret = token.secret_name();
+    let (rev, fp) = (issue.revision, &issue.fingerprint);
+    let (reason, note, action) = match issue.reason {
+        IssueReason::Created => (
+            Reason::Issued,
+            format!("issued revision {rev} ({fp}) into Secret {secret}"),
+            "issue",
+        ),
+        IssueReason::SecretLost => (
+            Reason::SecretLost,
+            format!("Secret {secret} was deleted; issued revision {rev} ({fp})"),
+            "rotate",
+        ),
+        IssueReason::Tampered => (
+            Reason::Tampered,
+            format!(
+                "token in Secret {secret} was changed outside the operator; issued revision {rev} ({fp})"
+            ),
+            "rotate",
+        ),
+        trigger => (
+            Reason::Rotated,
+            format!(
+                "rotated to revision {rev}: {} -> {fp} (trigger: {})",
+                old.unwrap_or("-"),
+                trigger.as_str()
+            ),
+            "rotate",
+        ),
+    };
+    let actor = (issue.reason == IssueReason::Requested)
+        .then(|| report::rotate_requester(token))
+        .flatten();
+    let audit = Audit {
+        action,
+        namespace: token.namespace().unwrap_or_default(),
+        name: token.name_any(),
+        revision: Some(rev),
+        fingerprint: Some(fp.clone()),
+        reason: issue.reason.as_str(),
+        actor,
+    };
+    (reason, note, audit)
+}
+
+fn audit_for(
+    token: &ApiToken,
+    action: &'static str,
+    status: &ApiTokenStatus,
+    reason: &'static str,
+    actor: Option<String>,
+) -> Audit {
+    Audit {
+        action,
+        namespace: token.namespace().unwrap_or_default(),
+        name: token.name_any(),
+        revision: status.revision,
+        fingerprint: status.fingerprint.clone(),
+        reason,
+        actor,
+    }
+}
+
+/// Writes the Secret by server-side apply when it differs from what we observed. An update
+/// carries the observed resourceVersion, so a Secret replaced meanwhile is never overwritten.
+async fn apply_secret(
+    secrets: &Api<Secret>,
+    token: &ApiToken,
+    observed: Option<&Secret>,
+    desired: &Desired<'_>,
+) -> Result<Option<Secret>, Error> {
+    let mut want = secret::secret_for(token, desired);
+    if let Some(observed) = observed {
+        if !secret::needs_write(observed, &want) {
+            return Ok(None);
+        }
+        want.metadata.resource_version = observed.resource_version();
+    }
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match secrets
+        .patch(&token.secret_name(), &params, &Patch::Apply(&want))
+        .await
+    {
+        Ok(written) => Ok(Some(written)),
+        // Invalid (e.g. template annotations too large): retrying cannot help.
+        Err(kube::Error::Api(status)) if status.code == 422 => {
+            Err(Error::SecretRejected(status.message))
+        }
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// Server-side applies the status when it changed. Returns whether it wrote.
+async fn write_status(
+    token: &ApiToken,
+    ctx: &Context,
+    status: &ApiTokenStatus,
+) -> Result<bool, Error> {
+    if token.status.as_ref() == Some(status) {
+        return Ok(false);
+    }
+    let api: Api<ApiToken> = Api::namespaced(
+        ctx.client.clone(),
+        &token.namespace().ok_or(Error::NoNamespace)?,
+    );
+    let body = serde_json::json!({
+        "apiVersion": ApiToken::api_version(&()),
+        "kind": ApiToken::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &token.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Finalizer cleanup: revoke (delete) or retain (disown) the Secret.
+pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    let name = token.secret_name();
+    let ours = secrets
+        .get_opt(&name)
+        .await?
+        .filter(|s| secret::is_ours(s, token));
+    let status = token.status.clone().unwrap_or_default();
+    let value = format!(
+        "revision {} ({})",
+        status.revision.unwrap_or(0),
+        status.fingerprint.as_deref().unwrap_or("-")
+    );
+    match (token.spec.deletion_policy.unwrap_or_default(), ours) {
+        // Never issued (a conflict or an invalid spec): nothing to revoke or keep.
+        (_, None) if status.revision.is_none() => {}
+        (DeletionPolicy::Delete, ours) => {
+            let note = match ours {
+                Some(secret) => {
+                    let preconditions = Preconditions {
+                        uid: secret.uid(),
+                        resource_version: None,
+                    };
+                    let params = DeleteParams {
+                        preconditions: Some(preconditions),
+                        ..DeleteParams::default()
+                    };
+                    secrets.delete(&name, &params).await?;
+                    format!("deleted Secret {name}; {value} is revoked")
+                }
+                None => format!("Secret {name} was already gone; {value} is revoked"),
+            };
+            report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
+            report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
+        }
+        (DeletionPolicy::Retain, Some(secret)) => {
+            // Only our ownerReference goes (the value stays valid); guarded by resourceVersion.
+            let uid = token.uid().unwrap_or_default();
+            let others: Vec<_> = secret
+                .owner_references()
+                .iter()
+                .filter(|r| r.uid != uid)
+                .cloned()
+                .collect();
+            let patch = serde_json::json!({
+                "metadata": {"resourceVersion": secret.resource_version(), "ownerReferences": others}
+            });
+            secrets
+                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await?;
+            let note =
+                format!("kept Secret {name} with {value} and removed this ApiToken's ownership");
+            report::audit(&audit_for(token, "retain", &status, "Retained", None));
+            report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
+        }
+        (DeletionPolicy::Retain, None) => {}
+    }
+    Ok(Action::await_change())
+}
