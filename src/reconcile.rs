@@ -9,8 +9,8 @@ use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::{
-    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason,
-    ROTATE_ANNOTATION,
+    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, FINALIZER, INVALIDATE_ANNOTATION,
+    IssueReason, ROTATE_ANNOTATION,
 };
 use crate::controller::{Context, requeue_at};
 use crate::error::Error;
@@ -494,7 +494,17 @@ async fn write_status(
 }
 
 /// Finalizer cleanup: revoke (delete) or retain (disown) the Secret.
-pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+pub async fn cleanup(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    // A reconcile queued behind the one that finished cleaning up still sees the cached, deleting
+    // object; only the stored object says whether our cleanup is still pending.
+    let tokens: Api<ApiToken> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(token) = tokens.get_opt(&cached.name_any()).await? else {
+        return Ok(Action::await_change());
+    };
+    if !token.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(Action::await_change());
+    }
+    let token = &token;
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = token.secret_name();
     let ours = secrets
