@@ -21,8 +21,18 @@ fn manifest(name: &str, spec: &str, annotations: &str) -> String {
 }
 
 /// `actual` must be at or after `due`, and at most [`MAX_LATENESS`] after it.
+/// Each measurement is also appended to target/tmp/e2e-logs/lateness.tsv for the record.
 fn assert_on_time(what: &str, due: Timestamp, actual: Timestamp) {
     let late = actual.duration_since(due);
+    let record = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs/lateness.tsv");
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(record)
+    {
+        use std::io::Write;
+        let _ = writeln!(file, "{what}\t{:.3}", late.as_secs_f64());
+    }
     assert!(
         late >= jiff::SignedDuration::ZERO,
         "{what} {:#} early",
