@@ -26,13 +26,15 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Revision","type":"integer","jsonPath":".status.revision"}"#,
     printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Next Rotation","type":"date","jsonPath":".status.nextRotationAt"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 63")
+        .message("ApiToken names are at most 63 characters: the name is a label value on its Secret")
 )]
 #[x_kube(
     validation = Rule::new("!has(self.rotation) || has(self.rotation.every) || has(self.rotation.schedule) || has(self.expiresAfter)")
         .message("rotation needs rotation.every or rotation.schedule (or expiresAfter, to renew before expiry)"),
-    validation = Rule::new("!has(self.rotation) || !has(self.rotation.renewBefore) || (has(self.expiresAfter) && (!self.expiresAfter.matches('^([0-9]+(ms|s|m|h))+$') || !self.rotation.renewBefore.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.rotation.renewBefore) < duration(self.expiresAfter)))")
-        .message("rotation.renewBefore needs expiresAfter and must be shorter than it"),
+    validation = Rule::new("!has(self.rotation) || !has(self.rotation.renewBefore) || (has(self.expiresAfter) && (!self.expiresAfter.matches('^([0-9]+(ms|s|m|h))+$') || !self.rotation.renewBefore.matches('^([0-9]+(ms|s|m|h))+$') || duration(self.expiresAfter) - duration(self.rotation.renewBefore) >= duration('1m')))")
+        .message("rotation.renewBefore needs expiresAfter and must be at least 1m shorter than it"),
     validation = Rule::new("has(self.secretName) == has(oldSelf.secretName) && (!has(self.secretName) || self.secretName == oldSelf.secretName)")
         .message("secretName cannot be changed; create a new ApiToken instead"),
 )]

@@ -140,11 +140,20 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
-async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = token.namespace().ok_or(Error::NoNamespace)?;
+async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = cached.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
-    let key = ObjectRef::from_obj(token.as_ref());
-    let action = finalizer(&api, FINALIZER, token, |event| async {
+    let key = ObjectRef::from_obj(cached.as_ref());
+    // The watch cache can trail our own last write (a status, a removed finalizer); deciding on
+    // it could issue twice or clean up twice. Decide on the object as stored.
+    let Some(token) = api.get_opt(&cached.name_any()).await? else {
+        ctx.failures
+            .lock()
+            .expect("failure counts are never poisoned")
+            .remove(&key);
+        return Ok(Action::await_change());
+    };
+    let action = finalizer(&api, FINALIZER, Arc::new(token), |event| async {
         match event {
             Finalizer::Apply(token) => reconcile::apply(&token, &ctx, &ns).await,
             Finalizer::Cleanup(token) => reconcile::cleanup(&token, &ctx, &ns).await,

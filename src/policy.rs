@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::ApiTokenSpec;
+use crate::api::{ApiTokenSpec, Rotation};
 use crate::token::Format;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +45,7 @@ pub struct Policy {
 
 pub const MIN_INTERVAL: SignedDuration = SignedDuration::from_mins(1);
 
+/// Parses a Go-style duration exactly; [`whole_seconds`] rounds it for use.
 pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, InvalidSpec> {
     let bad = || {
         InvalidSpec(format!(
@@ -55,9 +56,7 @@ pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, Invali
     if parsed.is_negative() {
         return Err(bad());
     }
-    SignedDuration::try_from(std::time::Duration::from(parsed))
-        .map(whole_seconds)
-        .map_err(|_| bad())
+    SignedDuration::try_from(std::time::Duration::from(parsed)).map_err(|_| bad())
 }
 
 /// Rounds up to whole seconds. Kubernetes stores times in whole seconds; a due time with a
@@ -68,93 +67,102 @@ fn whole_seconds(d: SignedDuration) -> SignedDuration {
 }
 
 impl Policy {
+    /// The spec with defaults applied, or the first thing wrong with it.
     pub fn resolve(spec: &ApiTokenSpec) -> Result<Self, InvalidSpec> {
-        let rotation = spec.rotation.clone().unwrap_or_default();
-        let expires_after = spec
-            .expires_after
-            .as_deref()
-            .map(|v| parse_duration("expiresAfter", v))
-            .transpose()?;
-        if expires_after.is_some_and(|d| d < MIN_INTERVAL) {
-            return Err(InvalidSpec("expiresAfter must be at least 1m".into()));
+        match Self::resolve_lenient(spec) {
+            (policy, None) => Ok(policy),
+            (_, Some(invalid)) => Err(invalid),
         }
-        let schedule = match (&rotation.every, &rotation.schedule) {
-            (Some(_), Some(_)) => {
-                return Err(InvalidSpec(
-                    "set either rotation.every or rotation.schedule, not both".into(),
-                ));
-            }
-            (Some(every), None) => {
-                let every = parse_duration("rotation.every", every)?;
-                if every < MIN_INTERVAL {
-                    return Err(InvalidSpec("rotation.every must be at least 1m".into()));
-                }
-                Some(Schedule::Every(every))
-            }
-            (None, Some(expr)) => Some(Schedule::Cron(Box::new(crate::cron::CronSchedule::parse(
-                expr,
-                rotation.time_zone.as_deref(),
-            )?))),
-            (None, None) => None,
+    }
+
+    /// Resolves field by field: an invalid field is reported and left out (no expiry, no
+    /// schedule, the default renewal or grace), so an already issued value keeps expiring and
+    /// grace windows keep closing while the user fixes the spec.
+    pub fn resolve_lenient(spec: &ApiTokenSpec) -> (Self, Option<InvalidSpec>) {
+        let rotation = spec.rotation.clone().unwrap_or_default();
+        let mut first = None;
+        let mut keep = |result: Result<Option<SignedDuration>, InvalidSpec>| {
+            result.unwrap_or_else(|e| {
+                first.get_or_insert(e);
+                None
+            })
         };
-        let renew_before = match (expires_after, &rotation.renew_before) {
-            (None, Some(_)) => {
-                return Err(InvalidSpec(
-                    "rotation.renewBefore needs expiresAfter".into(),
-                ));
-            }
-            (None, None) => None,
-            (Some(lifetime), None) => Some(whole_seconds(lifetime / 3)),
-            (Some(lifetime), Some(v)) => {
-                let before = parse_duration("rotation.renewBefore", v)?;
-                if before >= lifetime {
-                    return Err(InvalidSpec(
-                        "rotation.renewBefore must be shorter than expiresAfter".into(),
-                    ));
-                }
-                Some(before)
-            }
-        };
-        let grace = rotation
-            .grace_period
-            .as_deref()
-            .map(|v| parse_duration("rotation.gracePeriod", v))
-            .transpose()?
-            .unwrap_or(SignedDuration::ZERO);
-        Ok(Self {
+        let lifetime = keep(expires_after(spec));
+        let renew_before =
+            keep(renew_before(lifetime, &rotation)).or_else(|| lifetime.map(|l| l / 3));
+        let grace = keep(optional_duration(
+            "rotation.gracePeriod",
+            &rotation.grace_period,
+        ));
+        let schedule = schedule(&rotation).unwrap_or_else(|e| {
+            first.get_or_insert(e);
+            None
+        });
+        let policy = Self {
             format: Format::from_spec(spec.format.as_ref()),
-            expires_after,
+            expires_after: lifetime.map(whole_seconds),
             schedule,
-            renew_before,
+            renew_before: renew_before.map(whole_seconds),
             auto_renew: rotation.auto_renew.unwrap_or(true),
-            grace,
-        })
+            grace: grace.map_or(SignedDuration::ZERO, whole_seconds),
+        };
+        (policy, first)
     }
 }
 
-impl Policy {
-    /// Like [`Policy::resolve`], but an invalid spec still yields a policy with the invalid
-    /// parts dropped, so an already issued value keeps expiring and grace windows keep closing
-    /// while the user fixes the spec. Scheduled rotation stops until then.
-    pub fn resolve_lenient(spec: &ApiTokenSpec) -> (Self, Option<InvalidSpec>) {
-        let invalid = match Self::resolve(spec) {
-            Ok(policy) => return (policy, None),
-            Err(invalid) => invalid,
-        };
-        let mut fallback = spec.clone();
-        if let Some(rotation) = fallback.rotation.as_mut() {
-            (rotation.every, rotation.schedule, rotation.time_zone) = (None, None, None);
+fn optional_duration(
+    field: &str,
+    value: &Option<String>,
+) -> Result<Option<SignedDuration>, InvalidSpec> {
+    value
+        .as_deref()
+        .map(|v| parse_duration(field, v))
+        .transpose()
+}
+
+fn expires_after(spec: &ApiTokenSpec) -> Result<Option<SignedDuration>, InvalidSpec> {
+    let lifetime = optional_duration("expiresAfter", &spec.expires_after)?;
+    if lifetime.is_some_and(|d| d < MIN_INTERVAL) {
+        return Err(InvalidSpec("expiresAfter must be at least 1m".into()));
+    }
+    Ok(lifetime)
+}
+
+/// Renewal must leave at least [`MIN_INTERVAL`] between issue and renewal, like `every`: a
+/// value renewed moments after it was issued would rotate in a loop.
+fn renew_before(
+    lifetime: Option<SignedDuration>,
+    rotation: &Rotation,
+) -> Result<Option<SignedDuration>, InvalidSpec> {
+    let before = optional_duration("rotation.renewBefore", &rotation.renew_before)?;
+    match (lifetime, before) {
+        (None, Some(_)) => Err(InvalidSpec(
+            "rotation.renewBefore needs expiresAfter".into(),
+        )),
+        (Some(lifetime), Some(before)) if lifetime - before < MIN_INTERVAL => Err(InvalidSpec(
+            "rotation.renewBefore must be at least 1m shorter than expiresAfter".into(),
+        )),
+        (_, before) => Ok(before),
+    }
+}
+
+fn schedule(rotation: &Rotation) -> Result<Option<Schedule>, InvalidSpec> {
+    match (&rotation.every, &rotation.schedule) {
+        (Some(_), Some(_)) => Err(InvalidSpec(
+            "set either rotation.every or rotation.schedule, not both".into(),
+        )),
+        (Some(every), None) => {
+            let every = parse_duration("rotation.every", every)?;
+            if every < MIN_INTERVAL {
+                return Err(InvalidSpec("rotation.every must be at least 1m".into()));
+            }
+            Ok(Some(Schedule::Every(whole_seconds(every))))
         }
-        let policy = Self::resolve(&fallback).unwrap_or_else(|_| {
-            // A duration is unparsable too (only possible for objects stored before the CRD's
-            // rules): keep just the format and the deletion policy.
-            let bare = ApiTokenSpec {
-                format: spec.format.clone(),
-                ..ApiTokenSpec::default()
-            };
-            Self::resolve(&bare).expect("a spec without durations or schedule always resolves")
-        });
-        (policy, Some(invalid))
+        (None, Some(expr)) => {
+            let cron = crate::cron::CronSchedule::parse(expr, rotation.time_zone.as_deref())?;
+            Ok(Some(Schedule::Cron(Box::new(cron))))
+        }
+        (None, None) => Ok(None),
     }
 }
 
@@ -212,8 +220,13 @@ mod tests {
             },
         );
         let (p, invalid) = Policy::resolve_lenient(&broken);
-        assert!(invalid.is_some());
-        assert_eq!((p.expires_after, p.schedule), (None, None));
+        assert!(invalid.unwrap().0.contains("expiresAfter"));
+        // Only the invalid field is left out; the valid schedule stays.
+        let hour = SignedDuration::from_hours(1);
+        assert_eq!(
+            (p.expires_after, p.schedule),
+            (None, Some(Schedule::Every(hour)))
+        );
 
         let (_, invalid) = Policy::resolve_lenient(&ApiTokenSpec::default());
         assert!(invalid.is_none());
@@ -222,7 +235,7 @@ mod tests {
     #[test]
     fn durations_round_up_to_whole_seconds() {
         assert_eq!(
-            parse_duration("f", "1500ms").unwrap(),
+            whole_seconds(parse_duration("f", "1500ms").unwrap()),
             SignedDuration::from_secs(2)
         );
         let p = Policy::resolve(&spec(Some("100s"), Rotation::default())).unwrap();
@@ -264,6 +277,14 @@ mod tests {
             renew_before: Some("2h".into()),
             ..Default::default()
         };
+        let tight = Rotation {
+            renew_before: Some("59m59s500ms".into()),
+            ..Default::default()
+        };
+        assert!(
+            Policy::resolve(&spec(Some("1h"), tight)).is_err(),
+            "renewal moments after issue"
+        );
         assert!(Policy::resolve(&spec(Some("1h"), renew.clone())).is_err());
         assert!(Policy::resolve(&spec(None, renew)).is_err());
     }

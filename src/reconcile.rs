@@ -4,13 +4,13 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::api::{
-    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, FINALIZER, INVALIDATE_ANNOTATION,
-    IssueReason, ROTATE_ANNOTATION,
+    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason,
+    ROTATE_ANNOTATION,
 };
 use crate::controller::{Context, requeue_at};
 use crate::error::Error;
@@ -22,17 +22,8 @@ use crate::status::{self, Readiness};
 use crate::token;
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
-pub async fn apply(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
-    // The controller's cache can trail our own last status write; deciding on a stale status
-    // could issue twice. Decide on the object as stored.
-    let tokens: Api<ApiToken> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(token) = tokens.get_opt(&cached.name_any()).await? else {
-        return Ok(Action::await_change());
-    };
-    if token.metadata.deletion_timestamp.is_some() {
-        return Ok(Action::await_change()); // the finalizer's cleanup runs on the next reconcile
-    }
-    let token = &token;
+/// `token` is as stored, not as cached (see [`crate::controller`]).
+pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
     // Whole seconds, like every time Kubernetes stores; due times then land on whole seconds too.
     let now = Timestamp::from_second(Timestamp::now().as_second()).expect("the clock is in range");
     let mut status = token.status.clone().unwrap_or_default();
@@ -102,10 +93,7 @@ pub async fn apply(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Action,
         Err(error) => return Err(error),
     };
     let (why, message) = if let Some(invalid) = &invalid {
-        let message = format!(
-            "{}; the current value is kept and scheduled rotation is paused",
-            invalid.0
-        );
+        let message = format!("{}; that field is ignored until it is fixed", invalid.0);
         (Readiness::InvalidSpec, message)
     } else if plan.action == plan::Action::Expire {
         let message = "the value expired and autoRenew is false; set the apitoken.dev/rotate annotation to issue a new one";
@@ -174,7 +162,11 @@ impl Step<'_> {
                 previous_until,
             } => {
                 // Any issue handles the pending request: one request, at most one new value.
-                let request = rotate_request.map(str::to_owned);
+                // Without a request annotation, keep the last handled one: the Secret's record
+                // must match what Keep later rebuilds from status.
+                let request = rotate_request
+                    .map(str::to_owned)
+                    .or_else(|| status.last_rotate_request.clone());
                 let report = self
                     .issue(status, policy, reason, previous_until, request)
                     .await?;
@@ -437,8 +429,9 @@ fn audit_for(
     }
 }
 
-/// Writes the Secret by server-side apply when it differs from what we observed. An update
-/// carries the observed resourceVersion, so a Secret replaced meanwhile is never overwritten.
+/// Writes the Secret by server-side apply when it differs from what we observed. Every apply
+/// carries the resourceVersion it is based on, so a Secret replaced meanwhile is never
+/// overwritten; a new Secret is first created as a shell, which fails if one exists.
 async fn apply_secret(
     secrets: &Api<Secret>,
     token: &ApiToken,
@@ -446,12 +439,11 @@ async fn apply_secret(
     desired: &Desired<'_>,
 ) -> Result<Option<Secret>, Error> {
     let mut want = secret::secret_for(token, desired);
-    if let Some(observed) = observed {
-        if !secret::needs_write(observed, &want) {
-            return Ok(None);
-        }
-        want.metadata.resource_version = observed.resource_version();
-    }
+    want.metadata.resource_version = match observed {
+        Some(observed) if !secret::needs_write(observed, &want) => return Ok(None),
+        Some(observed) => observed.resource_version(),
+        None => create_shell(secrets, token).await?.resource_version(),
+    };
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match secrets
         .patch(&token.secret_name(), &params, &Patch::Apply(&want))
@@ -464,6 +456,16 @@ async fn apply_secret(
         }
         Err(error) => Err(error.into()),
     }
+}
+
+/// Creates the new Secret's shell ([`secret::shell_for`]). Fails with 409 Conflict when any
+/// Secret of that name exists; the next reconcile then sees it and reports SecretConflict.
+pub async fn create_shell(secrets: &Api<Secret>, token: &ApiToken) -> Result<Secret, Error> {
+    let params = PostParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..PostParams::default()
+    };
+    Ok(secrets.create(&params, &secret::shell_for(token)).await?)
 }
 
 /// Server-side applies the status when it changed. Returns whether it wrote.
@@ -494,17 +496,7 @@ async fn write_status(
 }
 
 /// Finalizer cleanup: revoke (delete) or retain (disown) the Secret.
-pub async fn cleanup(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
-    // A reconcile queued behind the one that finished cleaning up still sees the cached, deleting
-    // object; only the stored object says whether our cleanup is still pending.
-    let tokens: Api<ApiToken> = Api::namespaced(ctx.client.clone(), ns);
-    let Some(token) = tokens.get_opt(&cached.name_any()).await? else {
-        return Ok(Action::await_change());
-    };
-    if !token.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(Action::await_change());
-    }
-    let token = &token;
+pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = token.secret_name();
     let ours = secrets
@@ -534,7 +526,9 @@ pub async fn cleanup(cached: &ApiToken, ctx: &Context, ns: &str) -> Result<Actio
                     secrets.delete(&name, &params).await?;
                     format!("deleted Secret {name}; {value} is revoked")
                 }
-                None => format!("Secret {name} was already gone; {value} is revoked"),
+                None => format!(
+                    "Secret {name} no longer held this ApiToken's value; {value} is revoked"
+                ),
             };
             report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
             report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;

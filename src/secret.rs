@@ -170,6 +170,27 @@ fn whole_seconds(t: Timestamp) -> String {
     Timestamp::from_second(t.as_second()).map_or_else(|_| t.to_string(), |t| t.to_string())
 }
 
+/// The first write of a new Secret: only what the operator never removes (its own labels, the
+/// owner reference, the type). Created with POST, it fails if a Secret of that name exists, so one
+/// someone else created meanwhile is never taken over; the content follows by server-side apply.
+pub fn shell_for(owner: &ApiToken) -> Secret {
+    let labels = [
+        (MANAGED_BY_LABEL.to_owned(), MANAGED_BY.to_owned()),
+        (NAME_LABEL.to_owned(), owner.name_any()),
+    ];
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(owner.secret_name()),
+            namespace: owner.namespace(),
+            labels: Some(labels.into()),
+            owner_references: owner.controller_owner_ref(&()).map(|r| vec![r]),
+            ..ObjectMeta::default()
+        },
+        type_: Some("Opaque".into()),
+        ..Secret::default()
+    }
+}
+
 /// Field names under `section` (`data`, `metadata.labels`, ...) that our field manager applied.
 fn applied_by_us(secret: &Secret, section: &[&str]) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();

@@ -137,6 +137,28 @@ impl TestNs {
         .await
     }
 
+    /// The one Event with `reason` about `name`: waits for it, lets a repeat arrive, then asserts
+    /// there is exactly one and it was never repeated (kube's Recorder folds a repeat of the same
+    /// reason into a `series` on the first Event instead of creating another).
+    pub async fn single_event(&self, name: &str, reason: &str) -> Event {
+        self.events_with_reason(name, reason).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let mut events: Vec<Event> = self
+            .events(name)
+            .await
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect();
+        assert_eq!(events.len(), 1, "one {reason} Event for {name}");
+        let event = events.remove(0);
+        assert!(
+            event.series.is_none(),
+            "the {reason} Event was repeated: {:?}",
+            event.series
+        );
+        event
+    }
+
     pub async fn delete_namespace(self) {
         let namespaces: Api<Namespace> = Api::all(self.client.clone());
         namespaces
@@ -156,17 +178,6 @@ fn rand_suffix() -> u32 {
             .as_nanos(),
     );
     h.finish() as u32
-}
-
-/// Asserts exactly one Event and that it was never repeated: kube's Recorder folds a repeat of
-/// the same reason into a `series` on the first Event instead of creating another.
-pub fn assert_once(events: &[Event]) {
-    assert_eq!(events.len(), 1, "one Event");
-    assert!(
-        events[0].series.is_none(),
-        "the Event was repeated: {:?}",
-        events[0].series
-    );
 }
 
 /// Polls `check` until it returns Some or the timeout passes.
@@ -256,9 +267,27 @@ impl Operator {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Log written after `offset` (a length of [`Operator::logs`] taken earlier).
+    /// Log written after `offset` (from [`Operator::line_offset`] or [`Operator::quiet_offset`]).
     pub fn logs_since(&self, offset: usize) -> String {
         self.logs().get(offset..).unwrap_or_default().to_owned()
+    }
+
+    /// The end of the last complete log line, so a line being written is never cut in two.
+    pub fn line_offset(&self) -> usize {
+        self.logs().rfind('\n').map_or(0, |i| i + 1)
+    }
+
+    /// Waits until the operator has finished reconciling (no new reconcile for 3 s, at most
+    /// 30 s) and returns the offset to look for later activity from.
+    pub async fn quiet_offset(&self) -> usize {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let offset = self.line_offset();
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            if !self.logs_since(offset).contains("\"reconciled\"") || Instant::now() > deadline {
+                return self.line_offset();
+            }
+        }
     }
 
     /// Parsed JSON log lines for a tracing target such as `audit`.
