@@ -333,6 +333,15 @@ mod tests {
     const DURATION_RE: &str = "^([0-9]+(ms|s|m|h))+$";
 
     #[test]
+    fn an_empty_spec_serializes_as_an_empty_object() {
+        let token = ApiToken::new("t", ApiTokenSpec::default());
+        assert_eq!(
+            serde_json::to_value(&token).unwrap()["spec"],
+            serde_json::json!({})
+        );
+    }
+
+    #[test]
     fn duration_pattern_in_rules_matches_constant() {
         // The CEL rules spell the pattern inline (attributes need literals); keep them in step.
         let crd = serde_json::to_string(&ApiToken::crd()).unwrap();

@@ -346,7 +346,6 @@ fn previous_value_and_its_deadline_only_when_a_previous_value_is_given() {
     let (current, previous) = (token(CURRENT), token(PREVIOUS));
     let issue = IssueRecord {
         previous_until: Some(ts("2026-11-22T10:10:00Z")),
-        request: None,
         ..revision(3)
     };
     let with = secret_for(
@@ -452,7 +451,6 @@ fn observe_reads_back_what_secret_for_wrote() {
     let issue = IssueRecord {
         reason: IssueReason::Requested,
         previous_until: Some(ts("2026-11-22T10:10:00Z")),
-        request: None,
         ..revision(7)
     };
     let s = secret_for(
@@ -612,7 +610,6 @@ fn end_of_grace_removing_the_previous_value_needs_a_write() {
     let (current, previous) = (token(CURRENT), token(PREVIOUS));
     let issue = IssueRecord {
         previous_until: Some(ts("2026-11-22T10:10:00Z")),
-        request: None,
         ..revision(3)
     };
     let during = as_applied(secret_for(
