@@ -11,6 +11,12 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// CEL: the field is a Go-style duration with whole numbers (`90s`, `10m`, `720h`, `1h30m`).
+const IS_DURATION: &str = "self.matches('^([0-9]+(ms|s|m|h))+$')";
+/// CEL: a duration field is at least one minute (checked only once it parses).
+const AT_LEAST_A_MINUTE: &str =
+    "!self.matches('^([0-9]+(ms|s|m|h))+$') || duration(self) >= duration('1m')";
+
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
     group = "apitoken.dev",
@@ -61,8 +67,8 @@ pub struct ApiTokenSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(
-        validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h))+$')").message("expiresAfter must be a duration such as 90s, 10m or 720h"),
-        validation = Rule::new("!self.matches('^([0-9]+(ms|s|m|h))+$') || duration(self) >= duration('1m')").message("expiresAfter must be at least 1m"),
+        validation = Rule::new(IS_DURATION).message("expiresAfter must be a duration such as 90s, 10m or 720h"),
+        validation = Rule::new(AT_LEAST_A_MINUTE).message("expiresAfter must be at least 1m"),
     )]
     pub expires_after: Option<String>,
 
@@ -127,8 +133,8 @@ pub struct Rotation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
     #[x_kube(
-        validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h))+$')").message("rotation.every must be a duration such as 10m, 24h or 168h"),
-        validation = Rule::new("!self.matches('^([0-9]+(ms|s|m|h))+$') || duration(self) >= duration('1m')").message("rotation.every must be at least 1m"),
+        validation = Rule::new(IS_DURATION).message("rotation.every must be a duration such as 10m, 24h or 168h"),
+        validation = Rule::new(AT_LEAST_A_MINUTE).message("rotation.every must be at least 1m"),
     )]
     pub every: Option<String>,
 
@@ -146,7 +152,7 @@ pub struct Rotation {
     /// Default: one third of expiresAfter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h))+$')").message("rotation.renewBefore must be a duration such as 10m or 240h"))]
+    #[x_kube(validation = Rule::new(IS_DURATION).message("rotation.renewBefore must be a duration such as 10m or 240h"))]
     pub renew_before: Option<String>,
 
     /// Replace a value before it expires. `false` lets it expire (one-shot credentials). Default: true.
@@ -156,7 +162,7 @@ pub struct Rotation {
     /// How long the previous value stays valid (`token.previous`) after a rotation. Default: 0s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    #[x_kube(validation = Rule::new("self.matches('^([0-9]+(ms|s|m|h))+$')").message("rotation.gracePeriod must be a duration such as 0s, 10m or 24h"))]
+    #[x_kube(validation = Rule::new(IS_DURATION).message("rotation.gracePeriod must be a duration such as 0s, 10m or 24h"))]
     pub grace_period: Option<String>,
 }
 
