@@ -2,5 +2,6 @@
 mod apitoken;
 mod cluster;
 mod harness;
+mod node;
 mod rotation;
 mod validation;
