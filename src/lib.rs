@@ -12,6 +12,7 @@ pub mod plan;
 pub mod policy;
 pub mod reconcile;
 pub mod report;
+pub mod rollout;
 pub mod rotate;
 pub mod secret;
 pub mod status;

@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::plan::{self, IssueRecord, Observed};
 use crate::policy::Policy;
 use crate::report::{self, Audit, Reason};
+use crate::rollout;
 use crate::secret::{self, Desired};
 use crate::status::{self, Readiness};
 use crate::token;
@@ -114,6 +115,9 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
 
     if why == Readiness::InvalidSpec && was.as_deref() != Some(why.as_str()) {
         report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
+    }
+    if let (Some(revision), false) = (status.revision, plan.action == plan::Action::Expire) {
+        rollout::restart_targets(ctx, token, ns, revision, report.is_some()).await?;
     }
     if let Some(Report {
         reason,

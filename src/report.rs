@@ -21,6 +21,8 @@ pub enum Reason {
     InvalidSpec,
     SecretLost,
     Tampered,
+    RolloutRestarted,
+    RolloutTargetMissing,
 }
 
 impl Reason {
@@ -35,12 +37,18 @@ impl Reason {
             Self::InvalidSpec => "InvalidSpec",
             Self::SecretLost => "SecretLost",
             Self::Tampered => "Tampered",
+            Self::RolloutRestarted => "RolloutRestarted",
+            Self::RolloutTargetMissing => "RolloutTargetMissing",
         }
     }
 
     fn event_type(self) -> EventType {
         match self {
-            Self::Issued | Self::Rotated | Self::Revoked | Self::Retained => EventType::Normal,
+            Self::Issued
+            | Self::Rotated
+            | Self::Revoked
+            | Self::Retained
+            | Self::RolloutRestarted => EventType::Normal,
             _ => EventType::Warning,
         }
     }

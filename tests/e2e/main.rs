@@ -3,5 +3,6 @@ mod apitoken;
 mod cluster;
 mod harness;
 mod node;
+mod rollout;
 mod rotation;
 mod validation;
