@@ -10,6 +10,7 @@ pub mod cron;
 pub mod error;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod reconcile;
 pub mod report;
 pub mod rotate;
