@@ -1,6 +1,10 @@
 //! End-to-end tests against the real control plane from tests/cluster (`make test` starts it).
 mod apitoken;
+#[path = "../argocd/lua.rs"]
+mod argocd_lua;
+mod chart;
 mod cluster;
 mod harness;
+mod kstatus;
 mod rotation;
 mod validation;
