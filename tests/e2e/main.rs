@@ -1,7 +1,11 @@
 //! End-to-end tests against the real control plane from tests/cluster (`make test` starts it).
 mod apitoken;
+#[path = "../argocd/lua.rs"]
+mod argocd_lua;
+mod chart;
 mod cluster;
 mod harness;
+mod kstatus;
 mod node;
 mod rollout;
 mod rotation;
