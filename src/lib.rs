@@ -8,6 +8,8 @@ pub mod api;
 pub mod controller;
 pub mod cron;
 pub mod error;
+pub mod health;
+pub mod metrics;
 pub mod namespaces;
 pub mod plan;
 pub mod policy;
