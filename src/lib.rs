@@ -9,6 +9,7 @@ pub mod controller;
 pub mod cron;
 pub mod error;
 pub mod health;
+pub mod leader;
 pub mod metrics;
 pub mod namespaces;
 pub mod plan;
