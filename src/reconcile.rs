@@ -123,6 +123,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     }) = report
     {
         report::audit(&audit);
+        ctx.metrics.record(&audit);
         report::event(&ctx.recorder, token, reason, note, related.as_ref()).await;
     }
     Ok(requeue_at(plan.next_due, Timestamp::now()))
