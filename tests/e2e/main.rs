@@ -2,5 +2,10 @@
 mod apitoken;
 mod cluster;
 mod harness;
+mod leader;
+mod metrics;
+mod namespaces;
+mod operator;
+mod rbac;
 mod rotation;
 mod validation;
