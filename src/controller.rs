@@ -21,6 +21,7 @@ use crate::error::Error;
 use crate::health::Readiness;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::report::{self, Audit};
 use crate::{namespaces, reconcile};
 
 /// Longest single wait: far-future due times are re-checked (without writing) after this.
@@ -46,6 +47,14 @@ pub struct Context {
     pub leadership: Leadership,
     /// Consecutive failed reconciles per ApiToken, for exponential backoff.
     failures: Mutex<HashMap<ObjectRef<ApiToken>, u32>>,
+}
+
+impl Context {
+    /// Writes an audit line and counts an issued value from it.
+    pub fn audit(&self, record: &Audit) {
+        report::audit(record);
+        self.metrics.record(record);
+    }
 }
 
 /// Runs the controller until SIGTERM or Ctrl-C. `tokens` fills the ApiToken cache that
