@@ -5,6 +5,7 @@ mod argocd_lua;
 mod chart;
 mod cluster;
 mod harness;
+mod helm;
 mod kstatus;
 mod leader;
 mod metrics;
