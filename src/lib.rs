@@ -4,6 +4,7 @@
 //! build; [`controller`] talks to Kubernetes; `main.rs` only parses flags and starts things.
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 pub mod api;
 pub mod controller;
 pub mod cron;

@@ -8,6 +8,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
+use crate::adopt;
 use crate::api::{
     ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason,
     ROTATE_ANNOTATION,
@@ -46,6 +47,9 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    // Ours, or ours before a restore or a Retain re-create: see `adopt` for the trust model.
+    let trusted = adopt::trusted(observed_secret.as_ref(), token, &policy.format);
+    let adopting = matches!(trusted, Ok(Some(s)) if !secret::is_ours(s, token));
     let annotations = token.annotations();
     let rotate_request = annotations.get(ROTATE_ANNOTATION).map(String::as_str);
     let plan = plan::plan(
@@ -56,7 +60,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
             invalidate_previous: annotations
                 .get(INVALIDATE_ANNOTATION)
                 .is_some_and(|v| v == "true"),
-            secret: secret::observe(observed_secret.as_ref(), token),
+            secret: trusted.map_or(plan::SecretState::Foreign, secret::observe_trusted),
             now,
         },
     );
@@ -64,20 +68,18 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
 
     if plan.action == plan::Action::Conflict {
         let message = format!(
-            "Secret {} exists and is not managed by this ApiToken; it is left untouched",
-            token.secret_name()
+            "Secret {} exists and is not managed by this ApiToken; it is left untouched (not adopted: {})",
+            token.secret_name(),
+            trusted.err().map_or("-", adopt::Refusal::as_str)
         );
         // The Secret watch brings us back when the foreign Secret changes or goes.
         return stall(token, ctx, status, Readiness::SecretConflict, message, now).await;
     }
 
-    let ours = observed_secret
-        .as_ref()
-        .filter(|s| secret::is_ours(s, token));
     let step = Step {
         token,
         secrets: &secrets,
-        observed: ours,
+        observed: trusted.ok().flatten(),
         expires_at: plan.expires_at,
         now,
     };
@@ -105,6 +107,19 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
             status.fingerprint.as_deref().unwrap_or("-")
         );
         (Readiness::Issued, message)
+    };
+    let report = if adopting {
+        adopt::mark_history(&mut status, token.status.as_ref());
+        let (reason, note, audit) = adopt::report(token, &status);
+        let related = report.and_then(|r| r.related);
+        Some(Report {
+            reason,
+            note,
+            audit,
+            related,
+        })
+    } else {
+        report
     };
     let was = status::ready_reason(token.status.as_ref()).map(str::to_owned);
     status::set_ready(&mut status, why, message.clone(), generation, now);

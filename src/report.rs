@@ -21,6 +21,7 @@ pub enum Reason {
     InvalidSpec,
     SecretLost,
     Tampered,
+    Adopted,
 }
 
 impl Reason {
@@ -35,12 +36,15 @@ impl Reason {
             Self::InvalidSpec => "InvalidSpec",
             Self::SecretLost => "SecretLost",
             Self::Tampered => "Tampered",
+            Self::Adopted => "Adopted",
         }
     }
 
     fn event_type(self) -> EventType {
         match self {
-            Self::Issued | Self::Rotated | Self::Revoked | Self::Retained => EventType::Normal,
+            Self::Issued | Self::Rotated | Self::Revoked | Self::Retained | Self::Adopted => {
+                EventType::Normal
+            }
             _ => EventType::Warning,
         }
     }

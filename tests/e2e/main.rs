@@ -3,5 +3,6 @@ mod apitoken;
 mod cluster;
 mod harness;
 mod node;
+mod restore;
 mod rotation;
 mod validation;
