@@ -18,7 +18,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER, FINALIZER};
 use crate::error::Error;
-use crate::reconcile;
+use crate::{reconcile, teardown};
 
 /// Longest single wait: far-future due times are re-checked (without writing) after this.
 const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);
@@ -160,7 +160,15 @@ async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, E
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    // A create refused because the namespace is terminating is final, not a failure to retry.
+    let action = match action {
+        Err(e) if teardown::is_namespace_terminating(&e) => {
+            tracing::debug!(namespace = %ns, name = %cached.name_any(), "namespace terminating");
+            Action::await_change()
+        }
+        other => other?,
+    };
     ctx.failures
         .lock()
         .expect("failure counts are never poisoned")

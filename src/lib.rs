@@ -16,6 +16,7 @@ pub mod report;
 pub mod rotate;
 pub mod secret;
 pub mod status;
+pub mod teardown;
 pub mod token;
 
 use kube::CustomResourceExt;

@@ -20,7 +20,7 @@ use crate::policy::Policy;
 use crate::report::{self, Audit, Reason};
 use crate::secret::{self, Desired};
 use crate::status::{self, Readiness};
-use crate::token;
+use crate::{teardown, token};
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
 /// `token` is as stored, not as cached (see [`crate::controller`]).
@@ -66,6 +66,11 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     );
     tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
 
+    let creates = teardown::would_create_secret(&plan.action, observed_secret.is_some());
+    if creates && teardown::namespace_terminating(&ctx.client, ns).await? {
+        // The namespace controller deleted the Secret; everything here is going.
+        return Ok(Action::await_change());
+    }
     if plan.action == plan::Action::Conflict {
         let message = format!(
             "Secret {} exists and is not managed by this ApiToken; it is left untouched (not adopted: {})",
@@ -518,6 +523,8 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
         .get_opt(&name)
         .await?
         .filter(|s| secret::is_ours(s, token));
+    // Events cannot be created in a terminating namespace: the audit line is the record then.
+    let quiet = teardown::namespace_terminating(&ctx.client, ns).await?;
     let status = token.status.clone().unwrap_or_default();
     let value = format!(
         "revision {} ({})",
@@ -538,7 +545,7 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                         preconditions: Some(preconditions),
                         ..DeleteParams::default()
                     };
-                    secrets.delete(&name, &params).await?;
+                    teardown::gone_is_done(secrets.delete(&name, &params).await)?;
                     format!("deleted Secret {name}; {value} is revoked")
                 }
                 None => format!(
@@ -546,7 +553,9 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                 ),
             };
             report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
-            report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
+            if !quiet {
+                report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
+            }
         }
         (DeletionPolicy::Retain, Some(secret)) => {
             // Only our ownerReference goes (the value stays valid); guarded by resourceVersion.
@@ -560,13 +569,16 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
             let patch = serde_json::json!({
                 "metadata": {"resourceVersion": secret.resource_version(), "ownerReferences": others}
             });
-            secrets
+            let patched = secrets
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+                .await;
+            teardown::gone_is_done(patched)?;
             let note =
                 format!("kept Secret {name} with {value} and removed this ApiToken's ownership");
             report::audit(&audit_for(token, "retain", &status, "Retained", None));
-            report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
+            if !quiet {
+                report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
+            }
         }
         (DeletionPolicy::Retain, None) => {}
     }

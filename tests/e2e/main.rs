@@ -5,4 +5,5 @@ mod harness;
 mod node;
 mod restore;
 mod rotation;
+mod teardown;
 mod validation;
