@@ -12,6 +12,7 @@ pub mod error;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;
+pub mod release;
 pub mod report;
 pub mod rotate;
 pub mod secret;

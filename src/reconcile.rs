@@ -17,6 +17,7 @@ use crate::controller::{Context, requeue_at};
 use crate::error::Error;
 use crate::plan::{self, IssueRecord, Observed};
 use crate::policy::Policy;
+use crate::release;
 use crate::report::{self, Audit, Reason};
 use crate::secret::{self, Desired};
 use crate::status::{self, Readiness};
@@ -559,16 +560,7 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
         }
         (DeletionPolicy::Retain, Some(secret)) => {
             // Only our ownerReference goes (the value stays valid); guarded by resourceVersion.
-            let uid = token.uid().unwrap_or_default();
-            let others: Vec<_> = secret
-                .owner_references()
-                .iter()
-                .filter(|r| r.uid != uid)
-                .cloned()
-                .collect();
-            let patch = serde_json::json!({
-                "metadata": {"resourceVersion": secret.resource_version(), "ownerReferences": others}
-            });
+            let patch = release::disown_patch(&secret, &token.uid().unwrap_or_default());
             let patched = secrets
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await;

@@ -7,6 +7,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
+use kube::ResourceExt;
+
 use crate::harness::*;
 
 const TOKENS: usize = 200;
@@ -65,4 +67,106 @@ async fn deleting_a_namespace_of_apitokens_reissues_nothing_and_writes_nothing_r
     // Deletion still records each revocation in the audit log (Events cannot be created in a
     // terminating namespace). Retain tokens whose Secret the namespace took have nothing to keep.
     assert_eq!(count("\"action\":\"revoke\""), TOKENS / 2);
+}
+
+/// After `helm uninstall` the operator is gone; the chart's pre-delete hook has run
+/// `release-finalizers`. Nothing may be left stuck, and each deletionPolicy still holds.
+#[tokio::test]
+async fn released_finalizers_leave_nothing_stuck_once_the_operator_is_gone() {
+    let (a, b) = (
+        TestNs::new("e2e-release-a").await,
+        TestNs::new("e2e-release-b").await,
+    );
+    let mut ops = [Operator::start(&a), Operator::start(&b)];
+    for ns in [&a, &b] {
+        for (name, policy) in [("gone", "Delete"), ("kept", "Retain")] {
+            ns.apply_yaml(&format!("apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {{name: {name}}}\nspec: {{deletionPolicy: {policy}}}\n"))
+                .await;
+            wait_status(ns, name, "Ready", TIMEOUT, |t| {
+                ready(t) == Some(("True", "Issued"))
+            })
+            .await;
+        }
+    }
+    let kept_value = secret_value(&a.secrets().get("kept").await.unwrap(), "token");
+    for op in &mut ops {
+        op.stop();
+    }
+    for ns in [&a, &b] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_apitoken-operator"))
+            .args(["release-finalizers", "--namespace", &ns.name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("/kept: finalizer released; Secret disowned, kept"),
+            "{text}"
+        );
+        assert!(
+            text.contains("/gone: finalizer released; Secret left to garbage collection"),
+            "{text}"
+        );
+    }
+
+    // Namespace a: the ApiTokens deleted (as with the CRD): Retain keeps, Delete is collected.
+    a.tokens()
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await
+        .unwrap();
+    eventually("ApiTokens gone without the operator", TIMEOUT, || async {
+        a.tokens()
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    eventually(
+        "the Delete token's Secret collected",
+        Duration::from_secs(60),
+        || async {
+            a.secrets()
+                .get_opt("gone")
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    let kept = a
+        .secrets()
+        .get("kept")
+        .await
+        .expect("Retain keeps the Secret");
+    assert!(kept.owner_references().is_empty());
+    assert_eq!(secret_value(&kept, "token"), kept_value);
+
+    // Namespace b: deleted whole, finishes well within 60 s.
+    let namespaces: Api<Namespace> = Api::all(b.client.clone());
+    namespaces
+        .delete(&b.name, &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually(
+        "namespace deleted without the operator",
+        Duration::from_secs(60),
+        || async {
+            namespaces
+                .get_opt(&b.name)
+                .await
+                .unwrap()
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+    a.delete_namespace().await;
 }
