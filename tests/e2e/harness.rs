@@ -204,10 +204,17 @@ pub struct Operator {
     child: Option<Child>,
     pub log: PathBuf,
     namespace: String,
+    /// The operator binary: this build, or another release's (upgrade tests).
+    pub bin: PathBuf,
 }
 
 impl Operator {
     pub fn start(ns: &TestNs) -> Self {
+        Self::start_binary(ns, env!("CARGO_BIN_EXE_apitoken-operator").into())
+    }
+
+    /// Starts `bin` instead of this build (e.g. the previous release, for upgrade tests).
+    pub fn start_binary(ns: &TestNs, bin: PathBuf) -> Self {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{}.log", ns.name));
@@ -215,6 +222,7 @@ impl Operator {
             child: None,
             log,
             namespace: ns.name.clone(),
+            bin,
         };
         op.spawn();
         op
@@ -227,7 +235,7 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_apitoken-operator"))
+        let child = Command::new(&self.bin)
             .args([
                 "run",
                 "--namespace",

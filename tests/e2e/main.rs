@@ -6,4 +6,5 @@ mod node;
 mod restore;
 mod rotation;
 mod teardown;
+mod upgrade;
 mod validation;
