@@ -30,6 +30,7 @@ chart-check:
 ## e2e: against the control plane that $$KUBECONFIG points at (make cluster-up)
 e2e:
 	cargo test --locked --test e2e -- --test-threads=$${E2E_THREADS:-4}
+	cargo test --locked --test crd_removal
 
 cluster-build:
 	$(CLUSTER) build

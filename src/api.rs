@@ -260,6 +260,9 @@ pub enum IssueReason {
     SecretLost,
     /// The Secret's token was edited by someone else.
     Tampered,
+    /// Not issued: the value was taken back from a Secret the operator had written for this
+    /// ApiToken name that lost its owner (backup restore, deletionPolicy Retain and re-create).
+    Adopted,
 }
 
 impl IssueReason {
@@ -272,6 +275,7 @@ impl IssueReason {
             Self::SpecChanged => "SpecChanged",
             Self::SecretLost => "SecretLost",
             Self::Tampered => "Tampered",
+            Self::Adopted => "Adopted",
         }
     }
 }

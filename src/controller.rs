@@ -22,7 +22,7 @@ use crate::health::Readiness;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::report::{self, Audit};
-use crate::{namespaces, reconcile};
+use crate::{namespaces, reconcile, teardown};
 
 /// Longest single wait: far-future due times are re-checked (without writing) after this.
 const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);
@@ -206,7 +206,15 @@ async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, E
         }
     })
     .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))?;
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    // A create refused because the namespace is terminating is final, not a failure to retry.
+    let action = match action {
+        Err(e) if teardown::is_namespace_terminating(&e) => {
+            tracing::debug!(namespace = %ns, name = %cached.name_any(), "namespace terminating");
+            Action::await_change()
+        }
+        other => other?,
+    };
     ctx.failures
         .lock()
         .expect("failure counts are never poisoned")

@@ -4,6 +4,7 @@
 //! build; [`controller`] talks to Kubernetes; `main.rs` only parses flags and starts things.
 #![forbid(unsafe_code)]
 
+pub mod adopt;
 pub mod api;
 pub mod app;
 pub mod controller;
@@ -17,11 +18,13 @@ pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod reconcile;
+pub mod release;
 pub mod report;
 pub mod rollout;
 pub mod rotate;
 pub mod secret;
 pub mod status;
+pub mod teardown;
 pub mod token;
 
 use kube::CustomResourceExt;

@@ -6,8 +6,9 @@ use clap::{Parser, Subcommand};
 use kube::Client;
 use tracing_subscriber::{EnvFilter, fmt};
 
+use apitoken_operator::api::DeletionPolicy;
 use apitoken_operator::app::{self, ElectionOptions, Options};
-use apitoken_operator::{namespaces, rotate};
+use apitoken_operator::{namespaces, release, rotate};
 
 /// Manages API tokens as Kubernetes custom resources.
 #[derive(Parser)]
@@ -23,6 +24,14 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinition as YAML.
     Crd,
+    /// Without the operator (e.g. before uninstalling it): apply every ApiToken's deletionPolicy
+    /// as far as Kubernetes can finish it alone (Retain: the Secret loses this ApiToken's
+    /// ownerReference; Delete: garbage collection deletes it) and remove the finalizer.
+    ReleaseFinalizers {
+        /// Only this namespace (default: all namespaces).
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
     /// Ask for one rotation, the GitOps-safe way: sets the apitoken.dev/rotate annotation to a new value.
     Rotate {
         /// The ApiToken.
@@ -88,6 +97,20 @@ fn init_logging(format: LogFormat) {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd => print!("{}", apitoken_operator::crd_yaml()),
+        Command::ReleaseFinalizers { namespace } => {
+            let client = Client::try_default().await?;
+            for r in release::release_all(&client, namespace.as_deref()).await? {
+                let what = match (r.policy, r.disowned) {
+                    (DeletionPolicy::Retain, true) => "Secret disowned, kept",
+                    (DeletionPolicy::Retain, false) => "no Secret of its own to keep",
+                    (DeletionPolicy::Delete, _) => "Secret left to garbage collection",
+                };
+                println!(
+                    "apitoken {}/{}: finalizer released; {what}",
+                    r.namespace, r.name
+                );
+            }
+        }
         Command::Rotate {
             name,
             namespace,

@@ -8,6 +8,7 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
+use crate::adopt;
 use crate::api::{
     ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason,
     ROTATE_ANNOTATION,
@@ -17,11 +18,12 @@ use crate::error::Error;
 use crate::plan::{self, IssueRecord, Observed};
 use crate::policy::Policy;
 use crate::progress;
+use crate::release;
 use crate::report::{self, Audit, Reason};
 use crate::rollout;
 use crate::secret::{self, Desired};
 use crate::status::{self, Readiness};
-use crate::token;
+use crate::{teardown, token};
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
 /// `token` is as stored, not as cached (see [`crate::controller`]).
@@ -48,6 +50,9 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    // Ours, or ours before a restore or a Retain re-create: see `adopt` for the trust model.
+    let trusted = adopt::trusted(observed_secret.as_ref(), token, &policy.format);
+    let adopting = matches!(trusted, Ok(Some(s)) if !secret::is_ours(s, token));
     let annotations = token.annotations();
     let rotate_request = annotations.get(ROTATE_ANNOTATION).map(String::as_str);
     let plan = plan::plan(
@@ -58,28 +63,31 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
             invalidate_previous: annotations
                 .get(INVALIDATE_ANNOTATION)
                 .is_some_and(|v| v == "true"),
-            secret: secret::observe(observed_secret.as_ref(), token),
+            secret: trusted.map_or(plan::SecretState::Foreign, secret::observe_trusted),
             now,
         },
     );
     tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
 
+    let creates = teardown::would_create_secret(&plan.action, observed_secret.is_some());
+    if creates && teardown::namespace_terminating(&ctx.client, ns).await? {
+        // The namespace controller deleted the Secret; everything here is going.
+        return Ok(Action::await_change());
+    }
     if plan.action == plan::Action::Conflict {
         let message = format!(
-            "Secret {} exists and is not managed by this ApiToken; it is left untouched",
-            token.secret_name()
+            "Secret {} exists and is not managed by this ApiToken; it is left untouched (not adopted: {})",
+            token.secret_name(),
+            trusted.err().map_or("-", adopt::Refusal::as_str)
         );
         // The Secret watch brings us back when the foreign Secret changes or goes.
         return stall(token, ctx, status, Readiness::SecretConflict, message, now).await;
     }
 
-    let ours = observed_secret
-        .as_ref()
-        .filter(|s| secret::is_ours(s, token));
     let step = Step {
         token,
         secrets: &secrets,
-        observed: ours,
+        observed: trusted.ok().flatten(),
         expires_at: plan.expires_at,
         now,
     };
@@ -107,6 +115,19 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
             status.fingerprint.as_deref().unwrap_or("-")
         );
         (Readiness::Issued, message)
+    };
+    let report = if adopting {
+        adopt::mark_history(&mut status, token.status.as_ref());
+        let (reason, note, audit) = adopt::report(token, &status);
+        let related = report.and_then(|r| r.related);
+        Some(Report {
+            reason,
+            note,
+            audit,
+            related,
+        })
+    } else {
+        report
     };
     let was = status::ready_reason(token.status.as_ref()).map(str::to_owned);
     status::set_ready(&mut status, why, message.clone(), generation, now);
@@ -508,6 +529,8 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
         .get_opt(&name)
         .await?
         .filter(|s| secret::is_ours(s, token));
+    // Events cannot be created in a terminating namespace: the audit line is the record then.
+    let quiet = teardown::namespace_terminating(&ctx.client, ns).await?;
     let status = token.status.clone().unwrap_or_default();
     let value = format!(
         "revision {} ({})",
@@ -528,7 +551,7 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                         preconditions: Some(preconditions),
                         ..DeleteParams::default()
                     };
-                    secrets.delete(&name, &params).await?;
+                    teardown::gone_is_done(secrets.delete(&name, &params).await)?;
                     format!("deleted Secret {name}; {value} is revoked")
                 }
                 None => format!(
@@ -536,27 +559,23 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                 ),
             };
             ctx.audit(&audit_for(token, "revoke", &status, "Deleted", None));
-            report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
+            if !quiet {
+                report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
+            }
         }
         (DeletionPolicy::Retain, Some(secret)) => {
             // Only our ownerReference goes (the value stays valid); guarded by resourceVersion.
-            let uid = token.uid().unwrap_or_default();
-            let others: Vec<_> = secret
-                .owner_references()
-                .iter()
-                .filter(|r| r.uid != uid)
-                .cloned()
-                .collect();
-            let patch = serde_json::json!({
-                "metadata": {"resourceVersion": secret.resource_version(), "ownerReferences": others}
-            });
-            secrets
+            let patch = release::disown_patch(&secret, &token.uid().unwrap_or_default());
+            let patched = secrets
                 .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+                .await;
+            teardown::gone_is_done(patched)?;
             let note =
                 format!("kept Secret {name} with {value} and removed this ApiToken's ownership");
             ctx.audit(&audit_for(token, "retain", &status, "Retained", None));
-            report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
+            if !quiet {
+                report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
+            }
         }
         (DeletionPolicy::Retain, None) => {}
     }

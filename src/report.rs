@@ -23,6 +23,7 @@ pub enum Reason {
     Tampered,
     RolloutRestarted,
     RolloutTargetMissing,
+    Adopted,
 }
 
 impl Reason {
@@ -39,6 +40,7 @@ impl Reason {
             Self::Tampered => "Tampered",
             Self::RolloutRestarted => "RolloutRestarted",
             Self::RolloutTargetMissing => "RolloutTargetMissing",
+            Self::Adopted => "Adopted",
         }
     }
 
@@ -48,6 +50,7 @@ impl Reason {
             | Self::Rotated
             | Self::Revoked
             | Self::Retained
+            | Self::Adopted
             | Self::RolloutRestarted => EventType::Normal,
             _ => EventType::Warning,
         }

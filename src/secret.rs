@@ -69,6 +69,15 @@ pub fn observe(secret: Option<&Secret>, owner: &ApiToken) -> SecretState {
     if !is_ours(secret, owner) {
         return SecretState::Foreign;
     }
+    observe_trusted(Some(secret))
+}
+
+/// What the plan may know of a Secret already judged the ApiToken's own (ours, or adoptable:
+/// see [`crate::adopt`]).
+pub fn observe_trusted(secret: Option<&Secret>) -> SecretState {
+    let Some(secret) = secret else {
+        return SecretState::Missing;
+    };
     let values = values(secret);
     SecretState::Ours(OwnedSecret {
         token_fingerprint: values.current.map(|t| t.fingerprint()),
@@ -77,7 +86,8 @@ pub fn observe(secret: Option<&Secret>, owner: &ApiToken) -> SecretState {
     })
 }
 
-fn record(secret: &Secret) -> Option<IssueRecord> {
+/// The issue the operator annotated the Secret with when it last wrote it.
+pub fn record(secret: &Secret) -> Option<IssueRecord> {
     let a = secret.annotations();
     let parse_time = |key: &str| a.get(key).and_then(|v| v.parse::<Timestamp>().ok());
     Some(IssueRecord {

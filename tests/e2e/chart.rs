@@ -216,6 +216,7 @@ fn operator_grants() -> Grants {
             &["get", "list", "watch", "create", "patch", "delete"],
         ),
         ("events.events.k8s.io", &[], &["create", "patch"]),
+        ("namespaces", &[], &["get"]),
     ])
 }
 

@@ -2,7 +2,7 @@
 //! its JSON log, and its HTTP endpoints (/metrics, /healthz, /readyz).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,8 @@ pub struct Operator {
     pub name: String,
     args: Vec<String>,
     env: Vec<(String, String)>,
+    /// The operator binary: this build, or another release's (upgrade tests).
+    pub bin: PathBuf,
     /// Where the current process's log starts.
     started_at: usize,
 }
@@ -40,23 +42,36 @@ impl Operator {
         )
     }
 
+    /// Starts `bin` instead of this build (e.g. the previous release, for upgrade tests).
+    pub fn start_binary(ns: &TestNs, bin: PathBuf) -> Self {
+        let mut op = Self::new(&ns.name, &["--namespace", &ns.name], &[]);
+        op.bin = bin;
+        op.spawn();
+        op
+    }
+
     /// `args` follow `run`; `env` is added to the inherited environment.
     pub fn launch(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut op = Self::new(name, args, env);
+        op.spawn();
+        op
+    }
+
+    fn new(name: &str, args: &[&str], env: &[(&str, &str)]) -> Self {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
         std::fs::create_dir_all(&dir).unwrap();
-        let mut op = Self {
+        Self {
             child: None,
             log: dir.join(format!("{name}.log")),
             name: name.to_owned(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            bin: env!("CARGO_BIN_EXE_apitoken-operator").into(),
             env: env
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             started_at: 0,
-        };
-        op.spawn();
-        op
+        }
     }
 
     /// Starts the process (again, after [`Operator::stop`]).
@@ -67,10 +82,16 @@ impl Operator {
             .open(&self.log)
             .unwrap();
         self.started_at = self.logs().len();
-        let child = Command::new(env!("CARGO_BIN_EXE_apitoken-operator"))
+        let mut command = Command::new(&self.bin);
+        command
             .arg("run")
             .args(&self.args)
-            .args(["--log-format", "json", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--log-format", "json"]);
+        if self.bin == Path::new(env!("CARGO_BIN_EXE_apitoken-operator")) {
+            // This build serves metrics; an older release may not know the flag.
+            command.args(["--metrics-addr", "127.0.0.1:0"]);
+        }
+        let child = command
             .env("RUST_LOG", "debug")
             .env("POD_NAME", &self.name)
             .envs(self.env.iter().map(|(k, v)| (k, v)))

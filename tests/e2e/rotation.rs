@@ -101,8 +101,11 @@ async fn interval_rotation_is_on_time_and_keeps_the_previous_value_for_the_grace
         .await;
     // Observed within one 200 ms poll of the removal: neither before the grace end nor late.
     assert_on_time("removal of token.previous", grace_end, Timestamp::now());
-    let t = ns.tokens().get("every").await.unwrap();
-    assert!(t.status.as_ref().unwrap().previous.is_none());
+    // Status is written just after the Secret (tens of milliseconds under load).
+    let t = wait_status(&ns, "every", "status.previous cleared", TIMEOUT, |t| {
+        t.status.as_ref().unwrap().previous.is_none()
+    })
+    .await;
     assert_eq!(revision(&t), 2, "grace end is not a rotation");
     let rotated = ns.events_with_reason("every", "Rotated").await;
     let note = rotated[0].note.clone().unwrap();

@@ -1,0 +1,141 @@
+//! Namespace teardown: while a namespace is being deleted the API server refuses every create in
+//! it (403, cause `NamespaceTerminating`). The namespace controller deletes Secrets before
+//! ApiTokens, so without care each ApiToken would see its Secret lost, try to issue it again and
+//! post an Event, all refused. Here: when to look at the namespace, and how to recognise that
+//! refusal so it ends the reconcile instead of counting as a failure and being retried.
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::finalizer;
+use kube::{Api, Client};
+
+use crate::error::Error;
+use crate::plan::Action;
+
+/// The `reason` of the status cause the API server adds when it refuses content in a
+/// terminating namespace (`v1.NamespaceTerminatingCause`).
+const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
+
+/// Whether `action` would create the Secret (it is missing and a value is due). Only then is the
+/// namespace read first: re-creating a Secret the namespace controller just deleted is pointless.
+pub fn would_create_secret(action: &Action, secret_exists: bool) -> bool {
+    !secret_exists && matches!(action, Action::Issue { .. })
+}
+
+/// True when `error` is the API server refusing a create because the namespace is terminating.
+/// That is final for the object: the namespace and everything in it are going.
+pub fn is_namespace_terminating(error: &Error) -> bool {
+    let kube = match error {
+        Error::Kube(e) => e,
+        Error::Finalizer(inner) => match inner.as_ref() {
+            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => {
+                return is_namespace_terminating(e);
+            }
+            finalizer::Error::AddFinalizer(e) | finalizer::Error::RemoveFinalizer(e) => e,
+            _ => return false,
+        },
+        _ => return false,
+    };
+    matches!(kube, kube::Error::Api(status)
+        if status.code == 403
+            && status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.causes.iter().any(|c| c.reason == NAMESPACE_TERMINATING)))
+}
+
+/// A delete or disown of a Secret that someone else deleted meanwhile (the namespace controller,
+/// during teardown) has nothing left to do: 404 is success.
+pub fn gone_is_done<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error> {
+    match result {
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+/// Whether namespace `ns` is being deleted (or already gone). One read, no write.
+/// Without permission to read it (RBAC that omits it), the answer is "not known to be": the
+/// create that follows is then refused as `NamespaceTerminating`, which is also final.
+pub async fn namespace_terminating(client: &Client, ns: &str) -> Result<bool, Error> {
+    match Api::<Namespace>::all(client.clone()).get_opt(ns).await {
+        Ok(namespace) => Ok(namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some())),
+        Err(kube::Error::Api(status)) if status.code == 403 => Ok(false),
+        Err(error) => Err(error.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::IssueReason;
+
+    /// The body kube-apiserver 1.34 returns for a create in a terminating namespace.
+    fn refused(cause: &str) -> kube::Error {
+        let status: kube::core::Status = serde_json::from_value(serde_json::json!({
+            "kind": "Status", "apiVersion": "v1", "status": "Failure",
+            "message": "secrets \"a\" is forbidden: unable to create new content in namespace t because it is being terminated",
+            "reason": "Forbidden", "code": 403,
+            "details": {"name": "a", "kind": "secrets", "causes": [{
+                "reason": cause,
+                "message": "namespace t is being terminated",
+                "field": "metadata.namespace"
+            }]}
+        }))
+        .unwrap();
+        kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn recognises_the_terminating_namespace_refusal_however_wrapped() {
+        assert!(is_namespace_terminating(&Error::Kube(refused(
+            NAMESPACE_TERMINATING
+        ))));
+        let wrapped = Error::Finalizer(Box::new(finalizer::Error::ApplyFailed(Error::Kube(
+            refused(NAMESPACE_TERMINATING),
+        ))));
+        assert!(is_namespace_terminating(&wrapped));
+        let removing = Error::Finalizer(Box::new(finalizer::Error::RemoveFinalizer(refused(
+            NAMESPACE_TERMINATING,
+        ))));
+        assert!(is_namespace_terminating(&removing));
+    }
+
+    #[test]
+    fn other_forbidden_errors_stay_errors() {
+        // RBAC refusals are 403 without that cause: a real failure, retried and counted.
+        assert!(!is_namespace_terminating(&Error::Kube(refused(
+            "FieldValueForbidden"
+        ))));
+        assert!(!is_namespace_terminating(&Error::NoNamespace));
+        let mut not_forbidden = refused(NAMESPACE_TERMINATING);
+        if let kube::Error::Api(status) = &mut not_forbidden {
+            status.code = 409;
+        }
+        assert!(!is_namespace_terminating(&Error::Kube(not_forbidden)));
+    }
+
+    #[test]
+    fn a_secret_already_gone_is_done_other_errors_are_not() {
+        let mut gone = refused("x");
+        if let kube::Error::Api(status) = &mut gone {
+            status.code = 404;
+        }
+        assert!(gone_is_done::<()>(Err(gone)).is_ok());
+        assert!(gone_is_done::<()>(Err(refused(NAMESPACE_TERMINATING))).is_err());
+        assert!(gone_is_done(Ok(1)).is_ok());
+    }
+
+    #[test]
+    fn only_an_issue_into_a_missing_secret_reads_the_namespace() {
+        let issue = Action::Issue {
+            reason: IssueReason::SecretLost,
+            previous_until: None,
+        };
+        assert!(would_create_secret(&issue, false));
+        assert!(!would_create_secret(&issue, true));
+        let keep = Action::Keep {
+            previous_until: None,
+        };
+        assert!(!would_create_secret(&keep, false));
+        assert!(!would_create_secret(&Action::Conflict, false));
+    }
+}
