@@ -13,10 +13,11 @@ test: lint unit
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 unit:
 	cargo test --locked --lib --bins
+	cargo test --locked -p apitoken-verify
 
 ## e2e: against the control plane that $$KUBECONFIG points at (make cluster-up)
 e2e:
