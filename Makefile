@@ -35,6 +35,7 @@ cluster-down:
 ## crds: regenerate crds/ from the Rust types (a unit test fails when they drift)
 crds:
 	cargo run --quiet --bin crdgen > crds/apitoken.yaml
+	cargo run --quiet --bin crdgen verifier > crds/apitokenverifier.yaml
 
 ## run: the operator against $$KUBECONFIG, CRD applied first
 run: crds

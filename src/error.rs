@@ -15,6 +15,9 @@ pub enum Error {
     /// The API server refused the Secret we built as invalid; only a spec change can fix it.
     #[error("secret rejected: {0}")]
     SecretRejected(String),
+    /// The watch feeding a cache ended (only at shutdown).
+    #[error("the apitoken cache is closed")]
+    StoreClosed,
 }
 
 impl Error {
@@ -28,6 +31,7 @@ impl Error {
                 _ => "finalizer",
             },
             Self::Random(_) => "random",
+            Self::StoreClosed => "shutdown",
             Self::NoNamespace | Self::SecretRejected(_) => "invalid_object",
         }
     }
@@ -41,7 +45,7 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_transient(),
                 _ => true,
             },
-            Self::Kube(_) | Self::Random(_) => true,
+            Self::Kube(_) | Self::Random(_) | Self::StoreClosed => true,
         }
     }
 }

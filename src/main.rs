@@ -1,11 +1,12 @@
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use kube::Client;
 use tracing_subscriber::{EnvFilter, fmt};
 
 use apitoken_operator::controller::{self, Settings};
-use apitoken_operator::rotate;
+use apitoken_operator::{proxy, rotate, verifier, verify};
 
 /// Manages API tokens as Kubernetes custom resources.
 #[derive(Parser)]
@@ -29,7 +30,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
         log_format: LogFormat,
     },
-    /// Print the CustomResourceDefinition as YAML.
+    /// Check a token read from stdin against a mounted key set; prints one line, exits 0 only
+    /// when the token is valid.
+    Verify {
+        /// Where the key-set Secret is mounted (the directory holding keyset.json).
+        #[arg(long, value_name = "DIR")]
+        keyset: PathBuf,
+        /// A scope the token must hold (repeatable).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+    },
+    /// A verifying reverse proxy: checks X-API-KEY, answers 401/403 itself, forwards the rest.
+    Proxy(Box<ProxyArgs>),
+    /// Print the CustomResourceDefinitions (ApiToken, ApiTokenVerifier) as YAML.
     Crd,
     /// Ask for one rotation, the GitOps-safe way: sets the apitoken.dev/rotate annotation to a new value.
     Rotate {
@@ -42,6 +55,15 @@ enum Command {
         #[arg(long)]
         invalidate_previous: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    options: proxy::Options,
+    /// Log format (diagnostics on stderr; access log lines on stdout are always JSON).
+    #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
+    log_format: LogFormat,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -65,7 +87,11 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crd => print!("{}", apitoken_operator::crd_yaml()),
+        Command::Crd => print!(
+            "{}---\n{}",
+            apitoken_operator::crd_yaml(),
+            apitoken_operator::verifier_crd_yaml()
+        ),
         Command::Rotate {
             name,
             namespace,
@@ -75,6 +101,17 @@ async fn main() -> anyhow::Result<()> {
             let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
             let request = rotate::request(&client, &namespace, &name, invalidate_previous).await?;
             println!("apitoken {namespace}/{name}: rotation requested ({request})");
+        }
+        Command::Verify { keyset, scopes } => {
+            let verdict = verify::verify(&keyset, &scopes, std::io::stdin().lock())?;
+            println!("{verdict}");
+            if !verdict.is_valid() {
+                std::process::exit(1);
+            }
+        }
+        Command::Proxy(args) => {
+            init_logging(args.log_format);
+            proxy::run(args.options).await?;
         }
         Command::Run {
             namespace,
@@ -91,15 +128,17 @@ async fn main() -> anyhow::Result<()> {
                 workers,
                 "starting"
             );
-            controller::run(
+            // The ApiToken controller and the verifier controller, side by side until SIGTERM.
+            let verifiers = verifier::run(client.clone(), namespace.clone(), instance.clone());
+            let tokens = controller::run(
                 client,
                 Settings {
                     namespace,
                     workers,
                     instance,
                 },
-            )
-            .await;
+            );
+            tokio::join!(tokens, verifiers);
         }
     }
     Ok(())

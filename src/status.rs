@@ -37,26 +37,42 @@ pub fn set_ready(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let value = if why == Readiness::Issued {
-        "True"
-    } else {
-        "False"
-    };
-    let transition = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY && c.status == value)
-        .map_or(Time(now), |c| c.last_transition_time.clone());
-    status.conditions.retain(|c| c.type_ != READY);
-    status.conditions.push(Condition {
-        type_: READY.into(),
-        status: value.into(),
-        reason: why.as_str().into(),
+    let ready = Ready {
+        ok: why == Readiness::Issued,
+        reason: why.as_str(),
         message,
-        observed_generation: generation,
-        last_transition_time: transition,
-    });
+        generation,
+    };
+    ready.set(&mut status.conditions, now);
     status.observed_generation = generation;
+}
+
+/// A Ready condition, for any of the operator's resources.
+pub struct Ready<'a> {
+    pub ok: bool,
+    pub reason: &'a str,
+    pub message: String,
+    pub generation: Option<i64>,
+}
+
+impl Ready<'_> {
+    /// Replaces the Ready condition, keeping its transition time while its status stays the same.
+    pub fn set(self, conditions: &mut Vec<Condition>, now: Timestamp) {
+        let value = if self.ok { "True" } else { "False" };
+        let transition = conditions
+            .iter()
+            .find(|c| c.type_ == READY && c.status == value)
+            .map_or(Time(now), |c| c.last_transition_time.clone());
+        conditions.retain(|c| c.type_ != READY);
+        conditions.push(Condition {
+            type_: READY.into(),
+            status: value.into(),
+            reason: self.reason.into(),
+            message: self.message,
+            observed_generation: self.generation,
+            last_transition_time: transition,
+        });
+    }
 }
 
 pub fn ready_reason(status: Option<&ApiTokenStatus>) -> Option<&str> {
