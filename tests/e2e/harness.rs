@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apitoken_operator::api::ApiToken;
+use apitoken_operator::verifier::api::ApiTokenVerifier;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -25,10 +26,15 @@ pub async fn client() -> Client {
         .expect("connect to the control plane in $KUBECONFIG")
 }
 
-/// Applies the ApiToken CRD (idempotent) and waits until it is served.
+/// Applies the ApiToken and ApiTokenVerifier CRDs (idempotent) and waits until they are served.
 pub async fn install_crd(client: &Client) {
+    for crd in [ApiToken::crd(), ApiTokenVerifier::crd()] {
+        install(client, crd).await;
+    }
+}
+
+async fn install(client: &Client, crd: CustomResourceDefinition) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ApiToken::crd();
     crds.patch(
         &crd.name_any(),
         &PatchParams::apply("e2e").force(),
@@ -407,4 +413,50 @@ impl TestNs {
         )
         .await;
     }
+}
+
+/// Grants the identity of tests/cluster's `operator.kubeconfig` (user `apitoken-operator`,
+/// bound to nothing by default) `rules` in this namespace, by a Role and RoleBinding `name`.
+pub async fn grant_to_operator_identity(
+    ns: &TestNs,
+    name: &str,
+    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
+) {
+    use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
+    let meta = kube::api::ObjectMeta {
+        name: Some(name.into()),
+        ..Default::default()
+    };
+    let role = Role {
+        metadata: meta.clone(),
+        rules: Some(rules),
+    };
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await
+        .expect("create Role");
+    let binding = RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: name.into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: "apitoken-operator".into(),
+            ..Default::default()
+        }]),
+    };
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .expect("create RoleBinding");
+}
+
+/// The kubeconfig of that identity, next to the admin one in $KUBECONFIG.
+pub fn operator_identity_kubeconfig() -> PathBuf {
+    std::path::Path::new(&std::env::var("KUBECONFIG").expect("KUBECONFIG"))
+        .with_file_name("operator.kubeconfig")
 }

@@ -2,5 +2,8 @@
 mod apitoken;
 mod cluster;
 mod harness;
+mod keysets;
+mod proxy;
 mod rotation;
 mod validation;
+mod verifier;
