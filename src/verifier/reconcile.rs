@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use apitoken_verify::KEYSET_FILE;
+use futures::{StreamExt, TryStreamExt};
 use jiff::Timestamp;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
@@ -27,8 +28,15 @@ use crate::status::Ready;
 pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cached.namespace().ok_or(Error::NoNamespace)?;
     let verifiers: Api<ApiTokenVerifier> = Api::namespaced(ctx.client.clone(), &ns);
-    // As stored: the cache can trail our own last status write.
-    let Some(verifier) = verifiers.get_opt(&cached.name_any()).await? else {
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    // The verifier as stored (the cache can trail our own last status write) and its key set,
+    // read together: secretName is immutable, so the cached one names the right Secret.
+    let name = cached.name_any();
+    let (verifier, observed) = tokio::try_join!(
+        verifiers.get_opt(&name),
+        secrets.get_opt(&cached.spec.secret_name)
+    )?;
+    let Some(verifier) = verifier else {
         return Ok(Action::await_change());
     };
     if verifier.metadata.deletion_timestamp.is_some() {
@@ -41,9 +49,7 @@ pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Resu
             return stall(&verifier, &ctx, Reason::InvalidSpec, message).await;
         }
     };
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
     let name = &verifier.spec.secret_name;
-    let observed = secrets.get_opt(name).await?;
     if observed.as_ref().is_some_and(|s| !is_ours(s, &verifier)) {
         let message =
             format!("Secret {name} exists and is not this verifier's; it is left untouched");
@@ -63,10 +69,15 @@ pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Resu
         .filter(|t| t.namespace().as_deref() == Some(ns.as_str()))
         .filter(|t| selector.matches(t.labels()))
         .collect();
-    let mut digests = Vec::with_capacity(tokens.len());
-    for token in &tokens {
-        digests.push(ctx.digests.digests(&secrets, token).await?);
-    }
+    // Usually all known; after a restart, a few token Secrets are read at a time.
+    let reads: Vec<_> = tokens
+        .iter()
+        .map(|t| ctx.digests.digests(&secrets, t))
+        .collect();
+    let digests: Vec<_> = futures::stream::iter(reads)
+        .buffered(8)
+        .try_collect()
+        .await?;
     let selected: Vec<_> = tokens
         .iter()
         .zip(&digests)

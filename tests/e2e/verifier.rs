@@ -353,3 +353,23 @@ async fn request_rotation(ns: &TestNs, name: &str, request: &str, invalidate: bo
         .await
         .unwrap();
 }
+
+/// examples/verifying-proxy.yaml is accepted as a whole and its key set holds its token.
+/// (The proxy sidecar itself runs only on a cluster with a node.)
+#[tokio::test]
+async fn the_verifying_proxy_example_applies_and_fills_its_key_set() {
+    let ns = TestNs::new("e2e-ks-example").await;
+    let _op = Operator::start(&ns);
+    ns.kubectl_apply(include_str!("../../examples/verifying-proxy.yaml"));
+    let doc = ns
+        .wait_keyset("orders-api-keyset", "the example's token", |d| {
+            d.keys.len() == 1
+        })
+        .await;
+    assert_eq!(entries(&doc), ["orders-client@1/current"]);
+    assert_eq!(doc.keys[0].scopes, ["orders:read", "orders:write"]);
+    let value = ns.value_of("orders-client").await;
+    assert!(verdict(&doc, &value, &["orders:read"]).is_valid());
+    ns.assert_keyset_clean("orders-api-keyset", &[value]).await;
+    ns.delete_namespace().await;
+}
