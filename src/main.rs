@@ -103,10 +103,16 @@ async fn main() -> anyhow::Result<()> {
             println!("apitoken {namespace}/{name}: rotation requested ({request})");
         }
         Command::Verify { keyset, scopes } => {
-            let verdict = verify::verify(&keyset, &scopes, std::io::stdin().lock())?;
-            println!("{verdict}");
-            if !verdict.is_valid() {
-                std::process::exit(1);
+            // Exit codes: 0 valid, 1 refused, 2 could not check (as for usage errors).
+            match verify::verify(&keyset, &scopes, std::io::stdin().lock()) {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    std::process::exit(if verdict.is_valid() { 0 } else { 1 });
+                }
+                Err(error) => {
+                    eprintln!("apitoken-operator verify: {error:#}");
+                    std::process::exit(2);
+                }
             }
         }
         Command::Proxy(args) => {

@@ -103,6 +103,12 @@ async fn two_selected_tokens_verify_and_nothing_else_does() {
     );
     assert!(!line.contains(&writer));
     assert_eq!(run(&reader, &["orders:write"]).0, Some(1));
+    let unreadable = std::process::Command::new(env!("CARGO_BIN_EXE_apitoken-operator"))
+        .args(["verify", "--keyset", "/nonexistent"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(unreadable.status.code(), Some(2), "could not check");
     assert_eq!(
         run(&billing, &[]),
         (Some(1), "unknown: not in the key set\n".into())

@@ -288,3 +288,36 @@ fn bad_documents_are_refused_with_the_entry_named() {
     );
     assert!(KeySet::from_json(b"not json").is_err());
 }
+
+#[test]
+fn a_hash_differing_in_any_one_word_is_not_a_match() {
+    let hash = sha256_hex(value('a').as_bytes());
+    let now = at("2026-11-22T10:00:00Z");
+    // Change one hex digit in each 16-digit word (each u64 compared) in turn.
+    for position in [0, 17, 40, 63] {
+        let mut near = hash.clone().into_bytes();
+        near[position] = if near[position] == b'0' { b'1' } else { b'0' };
+        let mut e = entry(&value('a'), "near", 1, State::Current);
+        e.sha256 = String::from_utf8(near).unwrap();
+        let keys = KeySet::from_document(Document::new(vec![e])).unwrap();
+        assert_eq!(
+            keys.verify_at(&value('a'), NONE, now),
+            Verdict::Unknown,
+            "{position}"
+        );
+    }
+    // Among many entries, the one that matches is found wherever it is.
+    let mut entries: Vec<Entry> = (0..50)
+        .map(|i| {
+            let mut e = entry(&value('z'), &format!("other-{i:02}"), 1, State::Current);
+            e.sha256 = format!("{i:064x}");
+            e
+        })
+        .collect();
+    entries.push(entry(&value('a'), "the-one", 9, State::Current));
+    let keys = KeySet::from_document(Document::new(entries)).unwrap();
+    match keys.verify_at(&value('a'), NONE, now) {
+        Verdict::Valid(who) => assert_eq!((who.name.as_str(), who.revision), ("the-one", 9)),
+        other => panic!("{other}"),
+    }
+}
