@@ -3,21 +3,30 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test lint unit e2e cluster-up cluster-down cluster-build crds run demo
+.PHONY: test lint unit chart-check e2e cluster-up cluster-down cluster-build crds run demo image image-import image-check
 
-## test: format and lint checks, unit tests, then e2e tests against a fresh control plane of
-## its own (.cluster-test/, so a `make cluster-up` cluster is left alone), always stopped after
-test: lint unit
+## test: format and lint checks, unit tests, the chart checks and the image, then a fresh cluster of
+## its own (.cluster-test/, with a node): the image imported into the node and run, the e2e tests,
+## always stopped after; `down` proves nothing is left on the host, and a second `up`/`down` proves
+## the cluster starts again after it. CLUSTER_NODE=0: control plane only (node tests skip).
+test: lint unit chart-check image
 	export CLUSTER_DIR=$(CURDIR)/.cluster-test KUBECONFIG=$(CURDIR)/.cluster-test/kubeconfig; \
-	rc=0; { $(CLUSTER) up && $(MAKE) --no-print-directory e2e; } || rc=$$?; $(CLUSTER) down; exit $$rc
+	rc=0; { $(CLUSTER) up && eval "$$($(CLUSTER) env)" && $(MAKE) --no-print-directory image-import image-check e2e; } || rc=$$?; \
+	$(CLUSTER) down || rc=$$?; \
+	[[ $$rc != 0 ]] || { $(CLUSTER) up >/dev/null && $(CLUSTER) down; } || rc=$$?; exit $$rc
 
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
+## unit: unit tests and the Argo CD health check's tests (no cluster)
 unit:
-	cargo test --locked --lib --bins
+	cargo test --locked --lib --bins --test argocd
 	cargo test --locked -p apitoken-verify
+
+## chart-check: helm lint/template and offline schema validation of the chart (tests/chart/check.sh)
+chart-check:
+	tests/chart/check.sh
 
 ## e2e: against the control plane that $$KUBECONFIG points at (make cluster-up)
 e2e:
@@ -32,15 +41,31 @@ cluster-up:
 cluster-down:
 	$(CLUSTER) down
 
-## crds: regenerate crds/ from the Rust types (a unit test fails when they drift)
+## crds: regenerate crds/ from the Rust types, and the chart's copy (unit tests fail on drift)
 crds:
 	cargo run --quiet --bin crdgen > crds/apitoken.yaml
 	cargo run --quiet --bin crdgen verifier > crds/apitokenverifier.yaml
+	rm -f charts/apitoken-operator/files/crds/*.yaml
+	cp crds/*.yaml charts/apitoken-operator/files/crds/
 
 ## run: the operator against $$KUBECONFIG, CRD applied first
 run: crds
 	$$($(CLUSTER) bin)/kubectl apply --server-side -f crds/
 	RUST_LOG=$${RUST_LOG:-info} cargo run --bin apitoken-operator -- run
+
+## image: the operator's image without Docker (image/build.sh): target/image/apitoken-operator.tar,
+## tagged apitoken-operator:dev, imported into containerd when CONTAINERD_ADDRESS is set
+image:
+	image/build.sh
+
+## image-import: the image built by `make image` into the node's containerd ($$CONTAINERD_ADDRESS,
+## printed by `make cluster-up`); a no-op without a node
+image-import:
+	[[ -z $${CONTAINERD_ADDRESS:-} ]] || ctr --address "$$CONTAINERD_ADDRESS" -n k8s.io images import target/image/apitoken-operator.tar
+
+## image-check: run the image's entrypoint as 65532 on a read-only root with runc (needs root)
+image-check:
+	image/check.sh
 
 ## demo: one command to see it work (cluster, operator, examples, a rotation)
 demo:

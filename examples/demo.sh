@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make demo`: start the local control plane, run the operator, apply the examples, rotate one,
-# and show what a user sees. Leaves the cluster and operator running; `make cluster-down` ends both.
+# `make demo`: start the local cluster (control plane and node), run the operator, apply the
+# examples, mount a token into a Pod, rotate it, and show what a user and the
+# workload see. Leaves the cluster and operator running; `make cluster-down` ends both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tests/cluster/cluster.sh up >/dev/null
@@ -26,11 +27,38 @@ step "apply examples/"
 step "the Secret (keys only; the value is for workloads, never printed by the operator)"
 "$kubectl" get secret edge-gateway-key -o go-template='{{range $k, $v := .data}}{{$k}}{{"\n"}}{{end}}'
 
+step "a workload Pod on the node mounts the Secret (it prints the value's fingerprint, never the value)"
+"$kubectl" apply -f - <<'EOF'
+apiVersion: v1
+kind: Pod
+metadata: {name: gateway}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: gateway
+    image: localhost/apitoken/busybox:1
+    imagePullPolicy: Never
+    command: [sh, -c, 'while true; do echo "token file: sha256:$(sha256sum /token/key | cut -c1-12)"; sleep 2; done']
+    volumeMounts: [{name: token, mountPath: /token, readOnly: true}]
+  volumes: [{name: token, secret: {secretName: edge-gateway-key}}]
+EOF
+"$kubectl" wait --for condition=Ready pod/gateway --timeout=90s
+fingerprint() { "$kubectl" get apitoken edge-gateway -o jsonpath='{.status.fingerprint}'; }
+sleep 1
+echo "status.fingerprint: $(fingerprint)"
+"$kubectl" logs gateway --tail=1
+
 step "ask for a rotation the GitOps-safe way, then look again"
 "$operator" rotate edge-gateway
 sleep 2
 "$kubectl" get apitoken edge-gateway -o wide
 "$kubectl" get events --field-selector involvedObject.name=edge-gateway
+echo "status.fingerprint: $(fingerprint); waiting for kubelet to update the mounted file (up to ~15 s)"
+for _ in $(seq 60); do
+  "$kubectl" logs gateway --tail=1 | grep -q "$(fingerprint)" && break
+  sleep 1
+done
+"$kubectl" logs gateway --tail=1
 
 cat <<EOT
 

@@ -96,6 +96,33 @@ pub struct ApiTokenSpec {
     /// What happens to the Secret when the ApiToken is deleted. Default: Delete.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    /// Workloads in this namespace whose Pods restart after each new value, for consumers that
+    /// read the token from an environment variable (at most 16).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 16))]
+    pub rollout_restart: Option<Vec<RolloutTarget>>,
+}
+
+/// A workload whose pod template gets `apitoken.dev/restarted-for-revision` after each new value.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutTarget {
+    /// Deployment, StatefulSet or DaemonSet.
+    pub kind: WorkloadKind,
+    /// The workload's name, in the ApiToken's namespace.
+    #[schemars(length(max = 253))]
+    #[x_kube(validation = Rule::new(r"self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')")
+        .message("rolloutRestart[].name must be a valid workload name: lowercase letters, digits, '-' and '.'"))]
+    pub name: String,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkloadKind {
+    #[default]
+    Deployment,
+    StatefulSet,
+    DaemonSet,
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]

@@ -10,9 +10,11 @@ pub mod cron;
 pub mod error;
 pub mod plan;
 pub mod policy;
+pub mod progress;
 pub mod proxy;
 pub mod reconcile;
 pub mod report;
+pub mod rollout;
 pub mod rotate;
 pub mod secret;
 pub mod status;
@@ -50,6 +52,31 @@ mod tests {
         assert!(
             committed == super::verifier_crd_yaml(),
             "crds/apitokenverifier.yaml is stale: run `make crds` and commit it"
+        );
+    }
+
+    /// The Helm chart installs its own copy of crds/; `make crds` writes both.
+    #[test]
+    fn chart_crds_are_the_committed_crds() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let files = |dir: &str| -> Vec<(String, String)> {
+            let mut found: Vec<_> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .map(|p| {
+                    let name = p.file_name().unwrap().to_string_lossy().into_owned();
+                    (name, std::fs::read_to_string(&p).unwrap())
+                })
+                .collect();
+            found.sort();
+            found
+        };
+        let crds = files("crds");
+        assert!(!crds.is_empty());
+        assert!(
+            crds == files("charts/apitoken-operator/files/crds"),
+            "charts/apitoken-operator/files/crds differs from crds/: run `make crds` and commit it"
         );
     }
 }

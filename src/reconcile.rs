@@ -16,7 +16,9 @@ use crate::controller::{Context, requeue_at};
 use crate::error::Error;
 use crate::plan::{self, IssueRecord, Observed};
 use crate::policy::Policy;
+use crate::progress;
 use crate::report::{self, Audit, Reason};
+use crate::rollout;
 use crate::secret::{self, Desired};
 use crate::status::{self, Readiness};
 use crate::token;
@@ -90,7 +92,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
             let message = format!("the API server rejected the Secret: {message}");
             return stall(token, ctx, status, Readiness::InvalidSpec, message, now).await;
         }
-        Err(error) => return Err(error),
+        Err(error) => return Err(progress::retrying(token, ctx, status, error, now).await),
     };
     let (why, message) = if let Some(invalid) = &invalid {
         let message = format!("{}; that field is ignored until it is fixed", invalid.0);
@@ -114,6 +116,9 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
 
     if why == Readiness::InvalidSpec && was.as_deref() != Some(why.as_str()) {
         report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
+    }
+    if let (Some(revision), false) = (status.revision, plan.action == plan::Action::Expire) {
+        rollout::restart_targets(ctx, token, ns, revision, report.is_some()).await?;
     }
     if let Some(Report {
         reason,
@@ -469,7 +474,7 @@ pub async fn create_shell(secrets: &Api<Secret>, token: &ApiToken) -> Result<Sec
 }
 
 /// Server-side applies the status when it changed. Returns whether it wrote.
-async fn write_status(
+pub(crate) async fn write_status(
     token: &ApiToken,
     ctx: &Context,
     status: &ApiTokenStatus,

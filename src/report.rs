@@ -23,6 +23,8 @@ pub enum Reason {
     Tampered,
     /// An ApiTokenVerifier's key set was written.
     KeySetUpdated,
+    RolloutRestarted,
+    RolloutTargetMissing,
 }
 
 impl Reason {
@@ -38,14 +40,19 @@ impl Reason {
             Self::SecretLost => "SecretLost",
             Self::Tampered => "Tampered",
             Self::KeySetUpdated => "KeySetUpdated",
+            Self::RolloutRestarted => "RolloutRestarted",
+            Self::RolloutTargetMissing => "RolloutTargetMissing",
         }
     }
 
     fn event_type(self) -> EventType {
         match self {
-            Self::Issued | Self::Rotated | Self::Revoked | Self::Retained | Self::KeySetUpdated => {
-                EventType::Normal
-            }
+            Self::Issued
+            | Self::Rotated
+            | Self::Revoked
+            | Self::Retained
+            | Self::RolloutRestarted
+            | Self::KeySetUpdated => EventType::Normal,
             _ => EventType::Warning,
         }
     }

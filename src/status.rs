@@ -7,6 +7,10 @@ use crate::api::{ApiTokenStatus, HistoryEntry, LastRotation, PreviousValue};
 use crate::plan::IssueRecord;
 
 pub const READY: &str = "Ready";
+/// kstatus: the operator is working toward the spec (here: a write failed and is being retried).
+pub const RECONCILING: &str = "Reconciling";
+/// kstatus: the operator cannot make progress until someone changes something.
+pub const STALLED: &str = "Stalled";
 pub const HISTORY_LEN: usize = 10;
 
 /// Why Ready is what it is. The PascalCase names double as Event reasons.
@@ -27,9 +31,17 @@ impl Readiness {
             Self::Expired => "Expired",
         }
     }
+
+    /// Only a change of the ApiToken (or of the foreign Secret) can fix these: kstatus `Stalled`.
+    fn stalls(self) -> bool {
+        matches!(self, Self::SecretConflict | Self::InvalidSpec)
+    }
 }
 
-/// Sets the Ready condition, keeping its transition time while its status stays the same.
+/// The conditions of a finished reconcile, kstatus-style: `Ready` with its reason, `Stalled`
+/// (True, same reason) only for a spec or Secret only a person can fix, and no `Reconciling`.
+/// Transition times move only when a condition's status changes, so an unchanged outcome gives
+/// an unchanged status and no write.
 pub fn set_ready(
     status: &mut ApiTokenStatus,
     why: Readiness,
@@ -37,41 +49,94 @@ pub fn set_ready(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let ready = Ready {
-        ok: why == Readiness::Issued,
+    let outcome = Outcome {
+        ready: why == Readiness::Issued,
+        stalled: why.stalls(),
         reason: why.as_str(),
         message,
         generation,
     };
-    ready.set(&mut status.conditions, now);
+    outcome.set(&mut status.conditions, now);
     status.observed_generation = generation;
 }
 
-/// A Ready condition, for any of the operator's resources.
-pub struct Ready<'a> {
-    pub ok: bool,
+/// How a reconcile of any of the operator's resources finished, as kstatus conditions.
+pub struct Outcome<'a> {
+    pub ready: bool,
+    /// Only a change by someone can fix it.
+    pub stalled: bool,
     pub reason: &'a str,
     pub message: String,
     pub generation: Option<i64>,
 }
 
-impl Ready<'_> {
-    /// Replaces the Ready condition, keeping its transition time while its status stays the same.
+impl Outcome<'_> {
+    /// Sets `Ready`, `Stalled` when stalled, and removes `Reconciling` (see [`set_ready`]).
     pub fn set(self, conditions: &mut Vec<Condition>, now: Timestamp) {
-        let value = if self.ok { "True" } else { "False" };
-        let transition = conditions
-            .iter()
-            .find(|c| c.type_ == READY && c.status == value)
-            .map_or(Time(now), |c| c.last_transition_time.clone());
-        conditions.retain(|c| c.type_ != READY);
-        conditions.push(Condition {
-            type_: READY.into(),
-            status: value.into(),
-            reason: self.reason.into(),
-            message: self.message,
-            observed_generation: self.generation,
-            last_transition_time: transition,
-        });
+        let ready = if self.ready { "True" } else { "False" };
+        if self.stalled {
+            let stalled = condition(
+                STALLED,
+                "True",
+                self.reason,
+                self.message.clone(),
+                self.generation,
+            );
+            put(conditions, stalled, now);
+        } else {
+            conditions.retain(|c| c.type_ != STALLED);
+        }
+        conditions.retain(|c| c.type_ != RECONCILING);
+        let ready = condition(READY, ready, self.reason, self.message, self.generation);
+        put(conditions, ready, now);
+    }
+}
+
+/// `Reconciling=True`: a write this reconcile needed failed and is retried with backoff. Ready
+/// and `observedGeneration` keep what was last achieved; the next finished reconcile removes it.
+pub fn set_reconciling(
+    status: &mut ApiTokenStatus,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    put(
+        &mut status.conditions,
+        condition(RECONCILING, "True", reason, message, generation),
+        now,
+    );
+}
+
+fn condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time: Time(Timestamp::UNIX_EPOCH),
+    }
+}
+
+/// Sets `new` in place of the condition of its type (Ready first, then the others as they
+/// came), keeping the old transition time while the condition's status stays the same.
+fn put(conditions: &mut Vec<Condition>, mut new: Condition, now: Timestamp) {
+    let old = conditions.iter().position(|c| c.type_ == new.type_);
+    new.last_transition_time = match old.map(|i| &conditions[i]) {
+        Some(c) if c.status == new.status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    match old {
+        Some(i) => conditions[i] = new,
+        None if new.type_ == READY => conditions.insert(0, new),
+        None => conditions.push(new),
     }
 }
 
@@ -177,6 +242,144 @@ mod tests {
         i.previous_until = Some("2026-01-01T00:10:00Z".parse().unwrap());
         record_issue(&mut s, &i, Some("sha256:aaa".into()));
         assert_eq!(s.previous.unwrap().fingerprint, "sha256:aaa");
+    }
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn cond(
+        type_: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+        gen_: i64,
+        t: &str,
+    ) -> Condition {
+        Condition {
+            type_: type_.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: message.into(),
+            observed_generation: Some(gen_),
+            last_transition_time: Time(at(t)),
+        }
+    }
+
+    const T1: &str = "2026-01-01T00:00:00Z";
+    const T2: &str = "2026-01-02T00:00:00Z";
+    const T3: &str = "2026-01-03T00:00:00Z";
+
+    #[test]
+    fn issued_is_ready_and_neither_stalled_nor_reconciling() {
+        let mut s = ApiTokenStatus::default();
+        set_ready(&mut s, Readiness::Issued, "rev 1".into(), Some(3), at(T1));
+        assert_eq!(
+            s.conditions,
+            [cond(READY, "True", "Issued", "rev 1", 3, T1)]
+        );
+        assert_eq!(s.observed_generation, Some(3));
+    }
+
+    #[test]
+    fn invalid_spec_and_conflict_stall_with_the_ready_reason() {
+        for why in [Readiness::InvalidSpec, Readiness::SecretConflict] {
+            let mut s = ApiTokenStatus::default();
+            set_ready(&mut s, why, "bad".into(), Some(2), at(T1));
+            assert_eq!(
+                s.conditions,
+                [
+                    cond(READY, "False", why.as_str(), "bad", 2, T1),
+                    cond(STALLED, "True", why.as_str(), "bad", 2, T1),
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn expired_is_not_ready_but_not_stalled() {
+        let mut s = ApiTokenStatus::default();
+        set_ready(&mut s, Readiness::Expired, "gone".into(), Some(1), at(T1));
+        assert_eq!(
+            s.conditions,
+            [cond(READY, "False", "Expired", "gone", 1, T1)]
+        );
+    }
+
+    #[test]
+    fn fixing_the_spec_removes_stalled_and_moves_ready() {
+        let mut s = ApiTokenStatus::default();
+        set_ready(
+            &mut s,
+            Readiness::InvalidSpec,
+            "bad cron".into(),
+            Some(1),
+            at(T1),
+        );
+        // A new message for the same stall keeps both transition times.
+        set_ready(
+            &mut s,
+            Readiness::InvalidSpec,
+            "bad zone".into(),
+            Some(2),
+            at(T2),
+        );
+        assert_eq!(
+            s.conditions,
+            [
+                cond(READY, "False", "InvalidSpec", "bad zone", 2, T1),
+                cond(STALLED, "True", "InvalidSpec", "bad zone", 2, T1),
+            ]
+        );
+        set_ready(&mut s, Readiness::Issued, "rev 1".into(), Some(3), at(T3));
+        assert_eq!(
+            s.conditions,
+            [cond(READY, "True", "Issued", "rev 1", 3, T3)]
+        );
+    }
+
+    #[test]
+    fn reconciling_keeps_what_was_achieved_until_a_reconcile_finishes() {
+        let mut s = ApiTokenStatus::default();
+        set_ready(&mut s, Readiness::Issued, "rev 1".into(), Some(1), at(T1));
+        set_reconciling(&mut s, "Retrying", "writing failed".into(), Some(2), at(T2));
+        assert_eq!(
+            s.conditions,
+            [
+                cond(READY, "True", "Issued", "rev 1", 1, T1),
+                cond(RECONCILING, "True", "Retrying", "writing failed", 2, T2),
+            ]
+        );
+        assert_eq!(
+            s.observed_generation,
+            Some(1),
+            "generation 2 is not achieved yet"
+        );
+        // The same failure again changes nothing, so nothing is written.
+        let before = s.clone();
+        set_reconciling(&mut s, "Retrying", "writing failed".into(), Some(2), at(T3));
+        assert_eq!(s, before);
+        set_ready(&mut s, Readiness::Issued, "rev 2".into(), Some(2), at(T3));
+        assert_eq!(
+            s.conditions,
+            [cond(READY, "True", "Issued", "rev 2", 2, T1)]
+        );
+        assert_eq!(s.observed_generation, Some(2));
+    }
+
+    #[test]
+    fn the_same_outcome_later_is_the_same_status() {
+        for why in [
+            Readiness::Issued,
+            Readiness::InvalidSpec,
+            Readiness::Expired,
+        ] {
+            let mut s = ApiTokenStatus::default();
+            set_ready(&mut s, why, "m".into(), Some(4), at(T1));
+            let before = s.clone();
+            set_ready(&mut s, why, "m".into(), Some(4), at(T3));
+            assert_eq!(s, before, "{why:?} rewritten");
+        }
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::controller::requeue_at;
 use crate::error::Error;
 use crate::report::{self, Reason};
 use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL, is_ours};
-use crate::status::Ready;
+use crate::status::Outcome;
 
 pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cached.namespace().ok_or(Error::NoNamespace)?;
@@ -94,8 +94,9 @@ pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Resu
     .await?;
 
     let message = format!("the key set holds {held} values of {tokens} ApiTokens");
-    let ready = Ready {
-        ok: true,
+    let ready = Outcome {
+        ready: true,
+        stalled: false,
         reason: "Synced",
         message: message.clone(),
         generation: verifier.metadata.generation,
@@ -121,7 +122,7 @@ pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Resu
     Ok(requeue_at(plan.next_due, Timestamp::now()))
 }
 
-/// Ready=False for what only a change can fix: reported once, then wait for that change.
+/// Ready=False and Stalled for what only a change can fix: reported once, then wait for it.
 async fn stall(
     verifier: &ApiTokenVerifier,
     ctx: &Context,
@@ -129,8 +130,9 @@ async fn stall(
     message: String,
 ) -> Result<Action, Error> {
     let mut status = verifier.status.clone().unwrap_or_default();
-    let ready = Ready {
-        ok: false,
+    let ready = Outcome {
+        ready: false,
+        stalled: true,
         reason: reason.as_str(),
         message: message.clone(),
         generation: verifier.metadata.generation,

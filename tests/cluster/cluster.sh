@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # A real Kubernetes control plane on loopback, built from Go modules.
 #
-#   cluster.sh build   build etcd, kube-apiserver, kube-controller-manager, kubectl (cached)
+#   cluster.sh build   build etcd and the Kubernetes binaries (cached)
 #   cluster.sh up      build if needed, then start everything and write .cluster/kubeconfig
-#   cluster.sh down    stop exactly the processes `up` started and remove their state
+#   cluster.sh down    stop exactly what `up` started, undo its host changes, prove nothing is left
 #   cluster.sh bin     print the directory holding the cached binaries
+#
+# By default `up` also runs a node (node.sh: containerd, kubelet, kube-proxy, kube-scheduler on a
+# network of its own), which needs root; CLUSTER_NODE=0 gives the control plane alone on loopback.
 #
 # Binaries are cached outside the clone, keyed by versions.env, go.mod and go.sum, so a second
 # clone (or CI on the same machine) starts in seconds. State lives in $CLUSTER_DIR (default
@@ -17,15 +20,24 @@ state=${CLUSTER_DIR:-$repo/.cluster}
 cache_root=${APITOKEN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/apitoken-operator}
 # shellcheck source=versions.env
 . "$here/versions.env"
+# shellcheck source=node.sh
+. "$here/node.sh"
 
 log() { printf 'cluster: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 BINARIES=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 
+# Stamp the real version (go build alone reports v0.0.0-master, which helm's kubeVersion checks
+# and kubectl version would show).
+LDFLAGS="-s -w -X k8s.io/component-base/version.gitVersion=${K8S_VERSION} \
+-X k8s.io/component-base/version.gitMajor=$(cut -d. -f1 <<<"${K8S_VERSION#v}") \
+-X k8s.io/component-base/version.gitMinor=$(cut -d. -f2 <<<"$K8S_VERSION") \
+-X k8s.io/component-base/version.gitTreeState=clean"
+
 bin_dir() {
   local key
-  key=$(cat "$here/versions.env" "$here/go.mod" "$here/go.sum" | sha256sum | cut -c1-12)
+  key=$(cat "$here/versions.env" "$here/go.mod" "$here/go.sum" <(echo "$LDFLAGS") | sha256sum | cut -c1-12)
   echo "$cache_root/controlplane/${K8S_VERSION}-etcd${ETCD_VERSION}-${key}"
 }
 
@@ -42,7 +54,7 @@ cmd_build() {
   (
     cd "$here"
     # One go build for all of them: the packages they share compile once.
-    go build -o "$tmp/" go.etcd.io/etcd/server/v3 \
+    go build -ldflags "$LDFLAGS" -o "$tmp/" go.etcd.io/etcd/server/v3 \
       k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
       k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubelet \
       k8s.io/kubernetes/cmd/kube-proxy k8s.io/kubernetes/cmd/kubectl
@@ -60,7 +72,10 @@ free_port() {
 
 alive() { [[ -f $state/$1.pid ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
 
-running() { alive etcd && alive kube-apiserver && alive kube-controller-manager; }
+running() {
+  alive etcd && alive kube-apiserver && alive kube-controller-manager || return 1
+  ! node_enabled || { alive containerd && alive kubelet && alive kube-proxy && alive kube-scheduler; }
+}
 
 gen_pki() {
   local pki=$state/pki
@@ -80,10 +95,11 @@ gen_pki() {
     }
     sign apiserver "/CN=kube-apiserver" \
       "extendedKeyUsage=serverAuth
-subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
+subjectAltName=IP:127.0.0.1,IP:$NODE_IP,IP:$SERVICE_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
     sign admin "/O=system:masters/CN=admin" "extendedKeyUsage=clientAuth"
     # The operator's own identity: bound to nothing, so RBAC can be granted and proven sufficient.
     sign operator "/CN=apitoken-operator" "extendedKeyUsage=clientAuth"
+    ! node_enabled || node_pki
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   )
@@ -97,7 +113,7 @@ kind: Config
 clusters:
 - name: apitoken-test
   cluster:
-    server: https://127.0.0.1:$(cat "$state/apiserver.port")
+    server: https://$(cat "$state/apiserver.address")
     certificate-authority-data: $($b64 <"$state/pki/ca.crt")
 users:
 - name: $2
@@ -132,6 +148,7 @@ wait_for() { # description seconds command...
 
 print_env() {
   echo "export KUBECONFIG=$state/kubeconfig"
+  [[ ! -f $state/containerd.address ]] || echo "export CONTAINERD_ADDRESS=$(cat "$state/containerd.address")"
 }
 
 cmd_up() {
@@ -141,14 +158,17 @@ cmd_up() {
     return 0
   fi
   [[ -d $state ]] && cmd_down
+  ! node_enabled || node_preflight
   cmd_build
-  local bin start_time=$SECONDS
+  local bin images start_time=$SECONDS host=127.0.0.1
   bin=$(bin_dir)
+  ! node_enabled || { images=$(node_images); host=$NODE_IP; }
   mkdir -p "$state/logs" "$state/etcd"
   gen_pki
+  ! node_enabled || node_network_up
   local etcd_port peer_port api_port kcm_port
   etcd_port=$(free_port) peer_port=$(free_port) api_port=$(free_port) kcm_port=$(free_port)
-  echo "$api_port" >"$state/apiserver.port"
+  echo "$host:$api_port" >"$state/apiserver.address"
   echo "$etcd_port $peer_port $api_port $kcm_port" >"$state/ports"
 
   start etcd "$bin/etcd" --name default --data-dir "$state/etcd" \
@@ -157,55 +177,80 @@ cmd_up() {
     --initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
 
-  local pki=$state/pki
+  local pki=$state/pki authz=(--authorization-mode RBAC)
+  # shellcheck disable=SC2207
+  ! node_enabled || authz=($(node_apiserver_flags))
+  # With a node, the API server listens on the node's address, so Pods reach it through the
+  # `kubernetes` Service; without one, on loopback only.
   start kube-apiserver "$bin/kube-apiserver" \
     --etcd-servers "http://127.0.0.1:$etcd_port" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
+    --bind-address "$host" --advertise-address "$host" --secure-port "$api_port" \
     --tls-cert-file "$pki/apiserver.crt" --tls-private-key-file "$pki/apiserver.key" \
     --client-ca-file "$pki/ca.crt" \
-    --authorization-mode RBAC --anonymous-auth=false \
+    "${authz[@]}" --anonymous-auth=false \
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
-    --service-cluster-ip-range 10.96.0.0/16 \
+    --service-cluster-ip-range "$SERVICE_CIDR" \
     --cert-dir "$pki/apiserver-generated" \
     --profiling=false
   write_kubeconfig "$state/kubeconfig" admin "$pki/admin.crt" "$pki/admin.key"
   write_kubeconfig "$state/operator.kubeconfig" apitoken-operator "$pki/operator.crt" "$pki/operator.key"
   wait_for "kube-apiserver /readyz" 60 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
-    "https://127.0.0.1:$api_port/readyz"
+    "https://$host:$api_port/readyz"
 
+  local controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller
+  # What Pods on a node need: workloads, endpoints for Services, node health and its taints.
+  ! node_enabled || controllers+=,deployment-controller,replicaset-controller,statefulset-controller,daemonset-controller,job-controller,endpoints-controller,endpointslice-controller,node-lifecycle-controller,pod-garbage-collector-controller,taint-eviction-controller
   start kube-controller-manager "$bin/kube-controller-manager" \
     --kubeconfig "$state/kubeconfig" --authentication-kubeconfig "$state/kubeconfig" \
     --authorization-kubeconfig "$state/kubeconfig" \
     --bind-address 127.0.0.1 --secure-port "$kcm_port" --cert-dir "$pki/kcm-generated" \
-    --leader-elect=false \
-    --controllers garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller \
+    --leader-elect=false --controllers "$controllers" --use-service-account-credentials=true \
     --service-account-private-key-file "$pki/sa.key" --root-ca-file "$pki/ca.crt" \
     --profiling=false
   wait_for "kube-controller-manager /healthz" 60 curl -skf "https://127.0.0.1:$kcm_port/healthz"
   wait_for "namespace default" 30 "$bin/kubectl" --kubeconfig "$state/kubeconfig" get namespace default
-  log "up in $((SECONDS - start_time)) s: apiserver https://127.0.0.1:$api_port, logs in $state/logs"
+  if node_enabled; then
+    node_containerd_up "$images"
+    node_components_up "$bin"
+    node_wait_ready "$bin/kubectl"
+    log "node $NODE_NAME Ready at $NODE_IP; images $PAUSE_IMAGE, $TEST_IMAGE; containerd $(cat "$state/containerd.address")"
+  fi
+  log "up in $((SECONDS - start_time)) s: apiserver https://$host:$api_port, logs in $state/logs"
   print_env
 }
 
 port_free() {
-  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("", int(sys.argv[1])))' "$1" 2>/dev/null
 }
 
-cmd_down() {
-  local name pid pids=() ports=()
-  [[ -f $state/ports ]] && read -r -a ports <"$state/ports"
-  for name in operator kube-controller-manager kube-apiserver etcd; do
+STOPPED=()
+# Stops recorded processes together: SIGTERM to all, then SIGKILL to any still there after 10 s.
+stop_recorded() {
+  local name pid pids=()
+  for name in "$@"; do
     [[ -f $state/$name.pid ]] || continue
     pid=$(cat "$state/$name.pid")
     pids+=("$pid")
     kill "$pid" 2>/dev/null || true
+  done
+  STOPPED+=("${pids[@]}")
+  for pid in "${pids[@]}"; do
     for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
   done
+}
+
+cmd_down() {
+  local pid ports=() left=() node_clean=0
+  STOPPED=()
+  [[ -f $state/ports ]] && read -r -a ports <<<"$(tr "\n" " " <"$state/ports")"
+  stop_recorded operator
+  node_down || node_clean=1
+  stop_recorded kube-controller-manager kube-apiserver
+  stop_recorded etcd
   # Prove it: none of our processes is left and every port we held is free again.
-  local left=()
-  for pid in "${pids[@]}"; do
+  for pid in "${STOPPED[@]}"; do
     for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -0 "$pid" 2>/dev/null && left+=("pid $pid")
   done
@@ -213,9 +258,13 @@ cmd_down() {
     for _ in $(seq 50); do port_free "$port" && break; sleep 0.1; done
     port_free "$port" || left+=("port $port")
   done
+  # Containers are gone with their cgroups (node_down checks); their shims must be gone too.
+  pgrep -f -- "containerd-shim.* -address $state/" >/dev/null \
+    && left+=("shims $(pgrep -f -- "containerd-shim.* -address $state/" | tr '\n' ' ')")
+  ((node_clean == 0)) || left+=("node state (see above)")
   rm -rf "$state"
   ((${#left[@]} == 0)) || die "still held after stopping: ${left[*]}"
-  log "down: ${#pids[@]} processes stopped, ${#ports[@]} ports free"
+  log "down: ${#STOPPED[@]} processes stopped, ${#ports[@]} ports free$(node_enabled && echo ", host state as before")"
 }
 
 case ${1:-} in

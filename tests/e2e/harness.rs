@@ -210,10 +210,21 @@ pub struct Operator {
     child: Option<Child>,
     pub log: PathBuf,
     namespace: String,
+    /// Another identity than $KUBECONFIG's admin (e.g. the chart's ServiceAccount).
+    kubeconfig: Option<PathBuf>,
 }
 
 impl Operator {
     pub fn start(ns: &TestNs) -> Self {
+        Self::start_with(ns, None)
+    }
+
+    /// The operator with the credentials in `kubeconfig` instead of the admin's.
+    pub fn start_as(ns: &TestNs, kubeconfig: PathBuf) -> Self {
+        Self::start_with(ns, Some(kubeconfig))
+    }
+
+    fn start_with(ns: &TestNs, kubeconfig: Option<PathBuf>) -> Self {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
         std::fs::create_dir_all(&dir).unwrap();
         let log = dir.join(format!("{}.log", ns.name));
@@ -221,6 +232,7 @@ impl Operator {
             child: None,
             log,
             namespace: ns.name.clone(),
+            kubeconfig,
         };
         op.spawn();
         op
@@ -233,7 +245,11 @@ impl Operator {
             .append(true)
             .open(&self.log)
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_apitoken-operator"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_apitoken-operator"));
+        if let Some(kubeconfig) = &self.kubeconfig {
+            command.env("KUBECONFIG", kubeconfig);
+        }
+        let child = command
             .args([
                 "run",
                 "--namespace",
@@ -325,9 +341,14 @@ pub fn kubectl() -> Command {
 
 /// Runs `kubectl apply -f -` with `yaml` on stdin; returns (success, stdout + stderr).
 pub fn kubectl_apply(namespace: &str, yaml: &str) -> (bool, String) {
+    kubectl_stdin(&["apply", "-n", namespace, "-f", "-"], yaml)
+}
+
+/// Runs kubectl with `args` and `yaml` on stdin; returns (success, stdout + stderr).
+pub fn kubectl_stdin(args: &[&str], yaml: &str) -> (bool, String) {
     use std::io::Write;
     let mut child = kubectl()
-        .args(["apply", "-n", namespace, "-f", "-"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -343,6 +364,17 @@ pub fn kubectl_apply(namespace: &str, yaml: &str) -> (bool, String) {
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
+}
+
+/// Runs `command`, asserts it succeeded and returns its standard output.
+pub fn output_ok(command: &mut Command) -> String {
+    let out = command.output().expect("run command");
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 /// A key of a Secret as a string.

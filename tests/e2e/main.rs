@@ -1,9 +1,15 @@
 //! End-to-end tests against the real control plane from tests/cluster (`make test` starts it).
 mod apitoken;
+#[path = "../argocd/lua.rs"]
+mod argocd_lua;
+mod chart;
 mod cluster;
 mod harness;
 mod keysets;
+mod kstatus;
+mod node;
 mod proxy;
+mod rollout;
 mod rotation;
 mod validation;
 mod verifier;

@@ -56,6 +56,9 @@ rejected! {
     rejects_bad_data_key: "{secretTemplate: {data: {'a/b': x}}}" => "secretTemplate.data keys must be valid Secret keys";
     rejects_unknown_placeholder: "{secretTemplate: {data: {k: '{{ user }}'}}}" => "may use only the placeholder {{ token }}";
     rejects_bad_secret_name: "{secretName: Bad_Name}" => "secretName must be a valid Secret name";
+    rejects_bad_rollout_target_name: "{rolloutRestart: [{kind: Deployment, name: Web_App}]}" => "rolloutRestart[].name must be a valid workload name";
+    rejects_unknown_rollout_kind: "{rolloutRestart: [{kind: Job, name: web}]}" => "supported values: \"Deployment\", \"StatefulSet\", \"DaemonSet\"";
+    rejects_too_many_rollout_targets: "{rolloutRestart: [{kind: Deployment, name: a0}, {kind: Deployment, name: a1}, {kind: Deployment, name: a2}, {kind: Deployment, name: a3}, {kind: Deployment, name: a4}, {kind: Deployment, name: a5}, {kind: Deployment, name: a6}, {kind: Deployment, name: a7}, {kind: Deployment, name: a8}, {kind: Deployment, name: a9}, {kind: Deployment, name: b0}, {kind: Deployment, name: b1}, {kind: Deployment, name: b2}, {kind: Deployment, name: b3}, {kind: Deployment, name: b4}, {kind: Deployment, name: b5}, {kind: Deployment, name: b6}]}" => "must have at most 16 items";
     rejects_operator_labels: "{secretTemplate: {labels: {app.kubernetes.io/managed-by: me}}}" => "must not set app.kubernetes.io/managed-by or apitoken.dev/ keys";
     rejects_bad_label_value: "{secretTemplate: {labels: {team: 'not a label value'}}}" => "secretTemplate.labels values must be valid label values";
     rejects_bad_label_key: "{secretTemplate: {labels: {'-team': x}}}" => "secretTemplate.labels keys must be valid label keys";
