@@ -1,6 +1,7 @@
 //! The verifying proxy as a host process in front of a loopback upstream: 401/403 semantics,
 //! identity headers, access log and metrics without values, and revocation latency.
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -42,10 +43,13 @@ async fn proxy_for_secret(ns: &TestNs, secret: &str, extra: &[&str]) -> Proxy {
     Proxy::start(ns, &args, Some(operator_identity_kubeconfig())).await
 }
 
-async fn wait_status(http: &Http, proxy: &Proxy, key: &str, want: StatusCode) {
-    eventually(&format!("HTTP {want} from the proxy"), TIMEOUT, || async {
-        (http.status_with_key(proxy.addr, key).await == want).then_some(())
-    })
+/// Waits (up to [`REFUSED_WITHIN`], for a mounted key set) until `key` gets `want` from `proxy`.
+pub async fn wait_http(http: &Http, proxy: SocketAddr, key: &str, want: StatusCode) {
+    eventually(
+        &format!("HTTP {want} from the proxy"),
+        REFUSED_WITHIN,
+        || async { (http.status_with_key(proxy, key).await == want).then_some(()) },
+    )
     .await;
 }
 
@@ -65,7 +69,7 @@ async fn the_proxy_answers_401_and_403_itself_and_forwards_the_identity() {
     let [reader, nobody, billing] = <[String; 3]>::try_from(values).unwrap();
     let proxy = proxy_for_secret(&ns, "orders-keys", &["--require-scope", "orders:read"]).await;
     let http = Http::new();
-    wait_status(&http, &proxy, &reader, StatusCode::OK).await;
+    wait_http(&http, proxy.addr, &reader, StatusCode::OK).await;
     let before = proxy.access_lines().len();
 
     let (status, headers, body) = http.get(proxy.addr, "/orders?page=2", &[]).await;
@@ -173,7 +177,7 @@ async fn the_proxy_answers_401_and_403_itself_and_forwards_the_identity() {
         .delete("reader", &Default::default())
         .await
         .unwrap();
-    wait_status(&http, &proxy, &reader, StatusCode::UNAUTHORIZED).await;
+    wait_http(&http, proxy.addr, &reader, StatusCode::UNAUTHORIZED).await;
     ns.delete_namespace().await;
 }
 
@@ -228,7 +232,7 @@ async fn the_proxy_follows_a_mounted_key_set_through_symlink_swaps() {
         .wait_keyset("keys", "no value", |d| d.keys.is_empty())
         .await;
     kubelet_write(dir.path(), 2, &without.render());
-    wait_status(&http, &proxy, &value, StatusCode::UNAUTHORIZED).await;
+    wait_http(&http, proxy.addr, &value, StatusCode::UNAUTHORIZED).await;
     let log = std::fs::read_to_string(&proxy.log).unwrap();
     assert_eq!(log.matches("\"key set loaded\"").count(), 2, "{log}");
     ns.assert_keyset_clean("keys", &[value]).await;
@@ -252,11 +256,14 @@ async fn hash_gone(secrets: Api<Secret>, name: String, version: String, sha256: 
     panic!("the watch ended before the hash left the key set");
 }
 
+/// Longest wait for the proxy to follow a change: a kubelet-mounted key set waits for kubelet.
+const REFUSED_WITHIN: Duration = Duration::from_secs(150);
+
 /// Polls the proxy every 2 ms until it refuses `value`.
-async fn refused(http: &Http, proxy: &Proxy, value: &str) -> Instant {
-    let deadline = Instant::now() + TIMEOUT;
+async fn refused(http: &Http, proxy: SocketAddr, value: &str) -> Instant {
+    let deadline = Instant::now() + REFUSED_WITHIN;
     loop {
-        if http.status_with_key(proxy.addr, value).await == StatusCode::UNAUTHORIZED {
+        if http.status_with_key(proxy, value).await == StatusCode::UNAUTHORIZED {
             return Instant::now();
         }
         assert!(
@@ -276,22 +283,37 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// Point 5 of issue 9, with `--keyset-secret`: from the API call (delete, or rotate with
 /// invalidate-previous) until (a) the key-set Secret no longer holds the hash and (b) the proxy
 /// answers 401. `REVOCATION_TRIALS` sets the trials per kind (default 5; the README's numbers use
-/// 50). Numbers go to target/tmp/e2e-logs/revocation.tsv; nothing here asserts a speed.
+/// 50). Numbers go to target/tmp/e2e-logs/revocation-keyset-secret.tsv; nothing here asserts a
+/// speed.
 #[tokio::test]
 async fn revocation_latency_with_the_watched_secret() {
-    let trials: usize = std::env::var("REVOCATION_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
     let ns = TestNs::new("e2e-revoke").await;
     let _op = Operator::start(&ns);
+    revocation_setup(&ns);
+    let proxy = proxy_for_secret(&ns, "keys", &[]).await;
+    let report = revocation_trials(&ns, proxy.addr, "keyset-secret").await;
+    println!("{report}");
+    ns.delete_namespace().await;
+}
+
+/// The verifier `v` (key set `keys`) and the ApiToken `rotated` that [`revocation_trials`] uses.
+pub fn revocation_setup(ns: &TestNs) {
     ns.kubectl_apply(&verifier_yaml("v", "{matchLabels: {api: orders}}", "keys"));
     ns.kubectl_apply(&token_yaml(
         "rotated",
         "api: orders",
         "{rotation: {every: 24h, gracePeriod: 1h}}",
     ));
-    let proxy = proxy_for_secret(&ns, "keys", &[]).await;
+}
+
+/// `REVOCATION_TRIALS` (default 5) deletions and as many rotations with invalidate-previous,
+/// each timed from the API call until the key set lacks the hash and until the proxy at `proxy`
+/// answers 401. Returns the p50/p99 report, also written to e2e-logs/revocation-`label`.tsv.
+pub async fn revocation_trials(ns: &TestNs, proxy: SocketAddr, label: &str) -> String {
+    let trials: usize = std::env::var("REVOCATION_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let http = Http::new();
     let mut samples: Vec<(&str, f64, f64)> = Vec::new();
     let mut seen = Vec::new();
@@ -307,7 +329,7 @@ async fn revocation_latency_with_the_watched_secret() {
         }
         let value = ns.value_of(&name).await;
         seen.push(value.clone());
-        wait_status(&http, &proxy, &value, StatusCode::OK).await;
+        wait_http(&http, proxy, &value, StatusCode::OK).await;
         let sha = apitoken_verify::sha256_hex(value.as_bytes());
         let version = ns
             .secrets()
@@ -333,7 +355,7 @@ async fn revocation_latency_with_the_watched_secret() {
                 .await
                 .unwrap();
         }
-        let refused_at = refused(&http, &proxy, &value).await;
+        let refused_at = refused(&http, proxy, &value).await;
         let gone_at = tokio::time::timeout(TIMEOUT, watch)
             .await
             .expect("hash left in time")
@@ -353,7 +375,8 @@ async fn revocation_latency_with_the_watched_secret() {
             .await;
         }
     }
-    let record = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs/revocation.tsv");
+    let record =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("e2e-logs/revocation-{label}.tsv"));
     let mut report = String::new();
     for kind in ["delete", "invalidate"] {
         for (column, what) in [(1, "keyset"), (2, "proxy")] {
@@ -373,7 +396,6 @@ async fn revocation_latency_with_the_watched_secret() {
         }
     }
     ns.assert_keyset_clean("keys", &seen).await;
-    println!("{report}");
     std::fs::write(record, &report).unwrap();
-    ns.delete_namespace().await;
+    report
 }
