@@ -5,20 +5,24 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, stream};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER, FINALIZER};
 use crate::error::Error;
-use crate::reconcile;
+use crate::health::Readiness;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::report::{self, Audit};
+use crate::{namespaces, reconcile};
 
 /// Longest single wait: far-future due times are re-checked (without writing) after this.
 const MAX_REQUEUE: Duration = Duration::from_secs(24 * 3600);
@@ -27,8 +31,8 @@ const RETRY_TRANSIENT: Duration = Duration::from_secs(1);
 const RETRY_PERMANENT: Duration = Duration::from_secs(300);
 
 pub struct Settings {
-    /// Watch only this namespace; all namespaces when None.
-    pub namespace: Option<String>,
+    /// Watch only these namespaces; all namespaces when empty.
+    pub namespaces: Vec<String>,
     /// Reconciles that may run at once.
     pub workers: u16,
     /// Identity in Events (`reportingInstance`).
@@ -38,46 +42,82 @@ pub struct Settings {
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica may write; asked before each reconcile.
+    pub leadership: Leadership,
     failures: Failures<ApiToken>,
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, settings: Settings) {
-    let (tokens, secrets): (Api<ApiToken>, Api<PartialObjectMeta<Secret>>) =
-        match &settings.namespace {
-            Some(ns) => (
-                Api::namespaced(client.clone(), ns),
-                Api::namespaced(client.clone(), ns),
-            ),
-            None => (Api::all(client.clone()), Api::all(client.clone())),
-        };
+impl Context {
+    /// Writes an audit line and counts an issued value from it.
+    pub fn audit(&self, record: &Audit) {
+        report::audit(record);
+        self.metrics.record(record);
+    }
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C. `tokens` fills the ApiToken cache that
+/// `metrics` reads; `readiness` is set once every watched namespace has been listed into it.
+pub async fn run(
+    client: Client,
+    settings: Settings,
+    tokens: Writer<ApiToken>,
+    readiness: Readiness,
+    metrics: Arc<Metrics>,
+    leadership: Leadership,
+) {
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: settings.instance,
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client, reporter),
+        recorder: Recorder::new(client.clone(), reporter),
+        metrics,
+        leadership: leadership.clone(),
         failures: Failures::default(),
     });
 
-    let controller = Controller::new(tokens, watcher::Config::default().any_semantic());
-    let store = controller.store();
+    let store = tokens.as_reader();
+    let config = || watcher::Config::default().any_semantic();
+    // One watcher per namespace, merged into one cache (see crate::namespaces).
+    let token_watches = namespaces::apis::<ApiToken>(&client, &settings.namespaces)
+        .into_iter()
+        .map(|(ns, api)| (ns, watcher(api, config()).default_backoff()))
+        .collect();
+    // The merged stream has one list phase, ending when every namespace has been listed.
+    let token_events = namespaces::merged(token_watches).inspect(move |event| {
+        if matches!(event, Ok(watcher::Event::InitDone)) {
+            tracing::info!("caches synced");
+            readiness.set_ready();
+        }
+    });
+    let token_events = reflector::reflector(tokens, token_events).applied_objects();
     // Every Secret, metadata only: ours to notice deletion and edits, foreign ones so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
-    let secret_events = watcher(secrets, watcher::Config::default().any_semantic())
-        .default_backoff()
-        .touched_objects();
-    controller
+    let secret_events = stream::select_all(
+        namespaces::apis::<PartialObjectMeta<Secret>>(&client, &settings.namespaces)
+            .into_iter()
+            .map(|(_, api)| {
+                watcher(api, config())
+                    .default_backoff()
+                    .touched_objects()
+                    .boxed()
+            }),
+    );
+    let mapper_store = store.clone();
+    Controller::for_stream(token_events, store)
         .watches_stream(secret_events, move |s| {
             let (ns, name) = (s.namespace(), s.name_any());
-            store
+            mapper_store
                 .state()
                 .into_iter()
                 .filter(|t| t.namespace() == ns && t.secret_name() == name)
                 .map(|t| ObjectRef::from_obj(t.as_ref()))
                 .collect::<Vec<_>>()
         })
+        // A standby skips reconciles; when it becomes the leader it takes up every ApiToken.
+        .reconcile_all_on(leadership.gained())
         .with_config(ControllerConfig::default().concurrency(settings.workers))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
@@ -92,6 +132,7 @@ pub async fn run(client: Client, settings: Settings) {
 }
 
 fn error_policy(token: Arc<ApiToken>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.category());
     ctx.failures.retry(token.as_ref(), error)
 }
 
@@ -165,6 +206,11 @@ impl std::fmt::Display for ErrorChain<'_> {
 }
 
 async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if !ctx.leadership.is_current() {
+        tracing::debug!(name = %cached.name_any(), "standby: not reconciling");
+        return Ok(Action::await_change());
+    }
+    let _timer = ctx.metrics.time_reconcile();
     let ns = cached.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from_obj(cached.as_ref());

@@ -1,5 +1,6 @@
 //! Reconcile errors, with a fixed category for metrics and a transient/permanent split for retries.
 
+use crate::leader::NotLeader;
 use crate::token::RandomError;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,10 +25,17 @@ impl Error {
     /// A fixed, low-cardinality label for metrics and logs.
     pub fn category(&self) -> &'static str {
         match self {
+            Self::Kube(e) if NotLeader::is(e) => "not_leader",
             Self::Kube(_) => "kube_api",
             Self::Finalizer(inner) => match inner.as_ref() {
                 kube::runtime::finalizer::Error::ApplyFailed(e)
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.category(),
+                kube::runtime::finalizer::Error::AddFinalizer(e)
+                | kube::runtime::finalizer::Error::RemoveFinalizer(e)
+                    if NotLeader::is(e) =>
+                {
+                    "not_leader"
+                }
                 _ => "finalizer",
             },
             Self::Random(_) => "random",

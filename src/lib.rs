@@ -5,9 +5,14 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod app;
 pub mod controller;
 pub mod cron;
 pub mod error;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod namespaces;
 pub mod plan;
 pub mod policy;
 pub mod progress;

@@ -1,12 +1,14 @@
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use kube::Client;
 use tracing_subscriber::{EnvFilter, fmt};
 
-use apitoken_operator::controller::{self, Settings};
-use apitoken_operator::{proxy, rotate, verifier, verify};
+use apitoken_operator::app::{self, ElectionOptions, Options};
+use apitoken_operator::{namespaces, proxy, rotate, verify};
 
 /// Manages API tokens as Kubernetes custom resources.
 #[derive(Parser)]
@@ -19,17 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controller (kubeconfig from the environment or the in-cluster service account).
-    Run {
-        /// Watch only this namespace (default: all namespaces).
-        #[arg(long, env = "WATCH_NAMESPACE")]
-        namespace: Option<String>,
-        /// Reconciles that may run at once.
-        #[arg(long, default_value_t = 8)]
-        workers: u16,
-        /// Log format.
-        #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
-        log_format: LogFormat,
-    },
+    Run(Box<RunArgs>),
     /// Check a token read from stdin against a mounted key set; prints one line, exits 0 only
     /// when the token is valid.
     Verify {
@@ -55,6 +47,36 @@ enum Command {
         #[arg(long)]
         invalidate_previous: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch only this namespace; repeat the flag or separate with commas. Default: all namespaces.
+    #[arg(long = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Reconciles that may run at once.
+    #[arg(long, default_value_t = 8)]
+    workers: u16,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Serve /metrics, /healthz and /readyz on this address (port 0: any free port, logged as
+    /// `metrics_addr`). Not served when unset.
+    #[arg(long, env = "METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Elect a leader through a coordination.k8s.io Lease; only the leader writes.
+    #[arg(long)]
+    leader_elect: bool,
+    /// The Lease's name.
+    #[arg(long, default_value = "apitoken-operator")]
+    lease_name: String,
+    /// The Lease's namespace (default: the kubeconfig's namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Seconds a claim lasts after its last renewal; the leader renews after two thirds of it and
+    /// stops writing a fifth of it before the end, and a standby takes over when it has passed.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    lease_duration: u64,
 }
 
 #[derive(clap::Args)]
@@ -92,16 +114,6 @@ async fn main() -> anyhow::Result<()> {
             apitoken_operator::crd_yaml(),
             apitoken_operator::verifier_crd_yaml()
         ),
-        Command::Rotate {
-            name,
-            namespace,
-            invalidate_previous,
-        } => {
-            let client = Client::try_default().await?;
-            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
-            let request = rotate::request(&client, &namespace, &name, invalidate_previous).await?;
-            println!("apitoken {namespace}/{name}: rotation requested ({request})");
-        }
         Command::Verify { keyset, scopes } => {
             // Exit codes: 0 valid, 1 refused, 2 could not check (as for usage errors).
             match verify::verify(&keyset, &scopes, std::io::stdin().lock()) {
@@ -119,33 +131,79 @@ async fn main() -> anyhow::Result<()> {
             init_logging(args.log_format);
             proxy::run(args.options).await?;
         }
-        Command::Run {
+        Command::Rotate {
+            name,
             namespace,
-            workers,
-            log_format,
+            invalidate_previous,
         } => {
-            init_logging(log_format);
             let client = Client::try_default().await?;
+            let namespace = namespace.unwrap_or_else(|| client.default_namespace().to_owned());
+            let request = rotate::request(&client, &namespace, &name, invalidate_previous).await?;
+            println!("apitoken {namespace}/{name}: rotation requested ({request})");
+        }
+        Command::Run(args) => {
+            let args = *args;
+            init_logging(args.log_format);
             let instance = std::env::var("POD_NAME")
                 .or_else(|_| std::env::var("HOSTNAME"))
                 .ok();
-            tracing::info!(
-                namespace = namespace.as_deref().unwrap_or("*"),
-                workers,
-                "starting"
-            );
-            // The ApiToken controller and the verifier controller, side by side until SIGTERM.
-            let verifiers = verifier::run(client.clone(), namespace.clone(), instance.clone());
-            let tokens = controller::run(
-                client,
-                Settings {
-                    namespace,
-                    workers,
-                    instance,
-                },
-            );
-            tokio::join!(tokens, verifiers);
+            let election = args.leader_elect.then(|| ElectionOptions {
+                lease_name: args.lease_name,
+                lease_namespace: args.lease_namespace,
+                lease_duration: Duration::from_secs(args.lease_duration),
+            });
+            app::run(Options {
+                namespaces: namespaces::parse(&args.namespaces),
+                workers: args.workers,
+                instance,
+                metrics_addr: args.metrics_addr,
+                election,
+            })
+            .await?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_args(args: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from([&["apitoken-operator", "run"], args].concat()).unwrap();
+        match cli.command {
+            Command::Run(args) => *args,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn namespaces_may_be_repeated_or_comma_separated() {
+        let args = run_args(&["--namespace", "a,b", "--namespace", "c"]);
+        assert_eq!(namespaces::parse(&args.namespaces), ["a", "b", "c"]);
+        assert!(run_args(&[]).namespaces.is_empty(), "none: all namespaces");
+    }
+
+    #[test]
+    fn defaults_serve_no_metrics_and_elect_no_leader() {
+        let args = run_args(&[]);
+        assert_eq!(args.metrics_addr, None);
+        assert!(!args.leader_elect);
+        assert_eq!(
+            (args.lease_name.as_str(), args.lease_duration),
+            ("apitoken-operator", 15)
+        );
+        let args = run_args(&[
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--leader-elect",
+            "--lease-duration",
+            "6",
+        ]);
+        assert_eq!(args.metrics_addr, Some("127.0.0.1:0".parse().unwrap()));
+        assert!(args.leader_elect && args.lease_duration == 6);
+        assert!(
+            Cli::try_parse_from(["apitoken-operator", "run", "--lease-duration", "2"]).is_err()
+        );
+    }
 }

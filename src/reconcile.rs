@@ -127,7 +127,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
         related,
     }) = report
     {
-        report::audit(&audit);
+        ctx.audit(&audit);
         report::event(&ctx.recorder, token, reason, note, related.as_ref()).await;
     }
     Ok(requeue_at(plan.next_due, Timestamp::now()))
@@ -473,7 +473,7 @@ pub async fn create_shell(secrets: &Api<Secret>, token: &ApiToken) -> Result<Sec
     Ok(secrets.create(&params, &secret::shell_for(token)).await?)
 }
 
-/// Server-side applies the status when it changed. Returns whether it wrote.
+/// Applies a changed status, guarded by the resourceVersion it was read at; true if it wrote.
 pub(crate) async fn write_status(
     token: &ApiToken,
     ctx: &Context,
@@ -487,8 +487,8 @@ pub(crate) async fn write_status(
         &token.namespace().ok_or(Error::NoNamespace)?,
     );
     let body = serde_json::json!({
-        "apiVersion": ApiToken::api_version(&()),
-        "kind": ApiToken::kind(&()),
+        "apiVersion": ApiToken::api_version(&()), "kind": ApiToken::kind(&()),
+        "metadata": {"resourceVersion": token.resource_version()},
         "status": status,
     });
     api.patch_status(
@@ -535,7 +535,7 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                     "Secret {name} no longer held this ApiToken's value; {value} is revoked"
                 ),
             };
-            report::audit(&audit_for(token, "revoke", &status, "Deleted", None));
+            ctx.audit(&audit_for(token, "revoke", &status, "Deleted", None));
             report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
         }
         (DeletionPolicy::Retain, Some(secret)) => {
@@ -555,7 +555,7 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                 .await?;
             let note =
                 format!("kept Secret {name} with {value} and removed this ApiToken's ownership");
-            report::audit(&audit_for(token, "retain", &status, "Retained", None));
+            ctx.audit(&audit_for(token, "retain", &status, "Retained", None));
             report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
         }
         (DeletionPolicy::Retain, None) => {}

@@ -19,11 +19,14 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER};
 use crate::controller::Failures;
 use crate::error::Error;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::namespaces;
 use api::ApiTokenVerifier;
 use digests::DigestCache;
 
@@ -33,23 +36,23 @@ pub struct Context {
     /// Every ApiToken in the watched namespaces, with labels, spec and status.
     pub tokens: Store<ApiToken>,
     pub digests: DigestCache,
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica may write; a standby does not reconcile.
+    pub leadership: Leadership,
     failures: Failures<ApiTokenVerifier>,
 }
 
-/// Runs the verifier controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, namespace: Option<String>, instance: Option<String>) {
-    fn api<K>(client: &Client, ns: Option<&str>) -> Api<K>
-    where
-        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-    let ns = namespace.as_deref();
+/// Runs the verifier controller until SIGTERM or Ctrl-C, over `namespaces` (all when empty),
+/// with the operator's (fenced, counted) client.
+pub async fn run(
+    client: Client,
+    namespaces: Vec<String>,
+    instance: Option<String>,
+    leadership: Leadership,
+    metrics: Arc<Metrics>,
+) {
     let (tokens_reader, tokens_writer) = reflector::store::<ApiToken>();
+    let (verifiers_reader, verifiers_writer) = reflector::store::<ApiTokenVerifier>();
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance,
@@ -59,27 +62,51 @@ pub async fn run(client: Client, namespace: Option<String>, instance: Option<Str
         recorder: Recorder::new(client.clone(), reporter),
         tokens: tokens_reader,
         digests: DigestCache::default(),
+        metrics,
+        leadership: leadership.clone(),
         failures: Failures::default(),
     });
 
-    let config = watcher::Config::default().any_semantic();
-    let controller = Controller::new(api::<ApiTokenVerifier>(&client, ns), config.clone());
-    let by_namespace = controller.store();
-    let by_secret = controller.store();
+    let config = || watcher::Config::default().any_semantic();
+    // One watcher per namespace (see crate::namespaces), each merged into one cache.
+    fn merged<K>(
+        client: &Client,
+        namespaces: &[String],
+        config: watcher::Config,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + use<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let sources = namespaces::apis::<K>(client, namespaces)
+            .into_iter()
+            .map(|(ns, api)| (ns, watcher(api, config.clone()).default_backoff()))
+            .collect();
+        namespaces::merged(sources)
+    }
+    let verifier_events = reflector::reflector(
+        verifiers_writer,
+        merged::<ApiTokenVerifier>(&client, &namespaces, config()),
+    )
+    .applied_objects();
     // Any change of an ApiToken (labels, scopes, status, deletion) may change the key sets of
     // the verifiers in its namespace; the reflector updates the store before the event arrives.
     let token_events = reflector::reflector(
         tokens_writer,
-        watcher(api::<ApiToken>(&client, ns), config.clone()),
+        merged::<ApiToken>(&client, &namespaces, config()),
     )
-    .default_backoff()
     .touched_objects();
     // Every Secret's metadata: our key sets (edited or deleted) and foreign ones of the same
     // name, so a conflict clears as soon as the foreign Secret goes.
-    let secret_events = watcher(api::<PartialObjectMeta<Secret>>(&client, ns), config)
-        .default_backoff()
-        .touched_objects();
-    controller
+    let secret_events =
+        merged::<PartialObjectMeta<Secret>>(&client, &namespaces, config()).touched_objects();
+    let (by_namespace, by_secret) = (verifiers_reader.clone(), verifiers_reader.clone());
+    Controller::for_stream(verifier_events, verifiers_reader)
         .watches_stream(token_events, move |token| {
             let ns = token.namespace();
             by_namespace
@@ -98,6 +125,8 @@ pub async fn run(client: Client, namespace: Option<String>, instance: Option<Str
                 .map(|v| ObjectRef::from_obj(v.as_ref()))
                 .collect::<Vec<_>>()
         })
+        // A standby skips reconciles; when it becomes the leader it takes up every verifier.
+        .reconcile_all_on(leadership.gained())
         .shutdown_on_signal()
         .run(reconcile_counted, error_policy, ctx)
         .for_each(|result| async move {
@@ -114,6 +143,10 @@ async fn reconcile_counted(
     verifier: Arc<ApiTokenVerifier>,
     ctx: Arc<Context>,
 ) -> Result<Action, Error> {
+    if !ctx.leadership.is_current() {
+        tracing::debug!(verifier = %verifier.name_any(), "standby: not reconciling");
+        return Ok(Action::await_change());
+    }
     let key = ObjectRef::from_obj(verifier.as_ref());
     let action = reconcile::reconcile(verifier, ctx.clone()).await?;
     ctx.failures.clear(&key);
@@ -121,5 +154,6 @@ async fn reconcile_counted(
 }
 
 fn error_policy(verifier: Arc<ApiTokenVerifier>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.category());
     ctx.failures.retry(verifier.as_ref(), error)
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::api::rbac::v1::PolicyRule;
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{
@@ -14,9 +14,7 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, Config, ResourceExt};
 
-use crate::harness::{
-    TIMEOUT, TestNs, eventually, grant_to_operator_identity, operator_identity_kubeconfig,
-};
+use crate::harness::{TIMEOUT, TestNs, eventually};
 
 #[tokio::test]
 async fn garbage_collector_deletes_dependents_and_namespaces_terminate() {
@@ -137,7 +135,8 @@ spec:
 #[tokio::test]
 async fn rbac_denies_the_operator_identity_until_a_role_grants_access() {
     let ns = TestNs::new("e2e-rbac").await;
-    let path = operator_identity_kubeconfig();
+    let path = std::path::Path::new(&std::env::var("KUBECONFIG").unwrap())
+        .with_file_name("operator.kubeconfig");
     let kubeconfig =
         Kubeconfig::read_from(&path).expect("operator.kubeconfig next to the admin kubeconfig");
     let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
@@ -151,13 +150,37 @@ async fn rbac_denies_the_operator_identity_until_a_role_grants_access() {
         other => panic!("expected 403 Forbidden, got {other:?}"),
     }
 
-    let rule = PolicyRule {
-        api_groups: Some(vec![String::new()]),
-        resources: Some(vec!["secrets".into()]),
-        verbs: vec!["get".into(), "list".into()],
-        ..Default::default()
+    let role = Role {
+        metadata: meta("read-secrets"),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            verbs: vec!["get".into(), "list".into()],
+            ..Default::default()
+        }]),
     };
-    grant_to_operator_identity(&ns, "read-secrets", vec![rule]).await;
+    ns.api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding = RoleBinding {
+        metadata: meta("read-secrets"),
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "Role".into(),
+            name: "read-secrets".into(),
+        },
+        subjects: Some(vec![Subject {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "User".into(),
+            name: "apitoken-operator".into(),
+            ..Default::default()
+        }]),
+    };
+    ns.api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
     eventually("the RoleBinding to take effect", TIMEOUT, || async {
         as_operator.list(&Default::default()).await.ok()
     })

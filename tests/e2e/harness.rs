@@ -2,7 +2,7 @@
 //! per test, the operator binary as a child process watching only that namespace, and waits.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apitoken_operator::api::ApiToken;
@@ -13,6 +13,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client, CustomResourceExt, ResourceExt};
+
+pub use crate::operator::Operator;
 
 pub const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -205,129 +207,6 @@ where
     }
 }
 
-/// The operator binary, watching one namespace, logging JSON at debug level to a file.
-pub struct Operator {
-    child: Option<Child>,
-    pub log: PathBuf,
-    namespace: String,
-    /// Another identity than $KUBECONFIG's admin (e.g. the chart's ServiceAccount).
-    kubeconfig: Option<PathBuf>,
-}
-
-impl Operator {
-    pub fn start(ns: &TestNs) -> Self {
-        Self::start_with(ns, None)
-    }
-
-    /// The operator with the credentials in `kubeconfig` instead of the admin's.
-    pub fn start_as(ns: &TestNs, kubeconfig: PathBuf) -> Self {
-        Self::start_with(ns, Some(kubeconfig))
-    }
-
-    fn start_with(ns: &TestNs, kubeconfig: Option<PathBuf>) -> Self {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
-        std::fs::create_dir_all(&dir).unwrap();
-        let log = dir.join(format!("{}.log", ns.name));
-        let mut op = Self {
-            child: None,
-            log,
-            namespace: ns.name.clone(),
-            kubeconfig,
-        };
-        op.spawn();
-        op
-    }
-
-    /// Starts the process (again, after [`Operator::stop`]).
-    pub fn spawn(&mut self) {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.log)
-            .unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_apitoken-operator"));
-        if let Some(kubeconfig) = &self.kubeconfig {
-            command.env("KUBECONFIG", kubeconfig);
-        }
-        let child = command
-            .args([
-                "run",
-                "--namespace",
-                &self.namespace,
-                "--log-format",
-                "json",
-            ])
-            .env("RUST_LOG", "debug")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .expect("start operator");
-        self.child = Some(child);
-    }
-
-    /// Stops with SIGTERM, as Kubernetes would, and returns how the process exited (killed
-    /// after 10 s if it ignores the signal).
-    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let mut child = self.child.take()?;
-        let _ = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(exit) = child.try_wait().unwrap() {
-                return Some(exit);
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Log written after `offset` (from [`Operator::line_offset`] or [`Operator::quiet_offset`]).
-    pub fn logs_since(&self, offset: usize) -> String {
-        self.logs().get(offset..).unwrap_or_default().to_owned()
-    }
-
-    /// The end of the last complete log line, so a line being written is never cut in two.
-    pub fn line_offset(&self) -> usize {
-        self.logs().rfind('\n').map_or(0, |i| i + 1)
-    }
-
-    /// Waits until the operator has finished reconciling (no new reconcile for 3 s, at most
-    /// 30 s) and returns the offset to look for later activity from.
-    pub async fn quiet_offset(&self) -> usize {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let offset = self.line_offset();
-            tokio::time::sleep(Duration::from_secs(3)).await;
-            if !self.logs_since(offset).contains("\"reconciled\"") || Instant::now() > deadline {
-                return self.line_offset();
-            }
-        }
-    }
-
-    /// Parsed JSON log lines for a tracing target such as `audit`.
-    pub fn json_lines(&self, target: &str) -> Vec<serde_json::Value> {
-        self.logs()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|v| v["target"] == target)
-            .collect()
-    }
-}
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// The kubectl built with the control plane.
 pub fn kubectl() -> Command {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/cluster/cluster.sh");
@@ -445,50 +324,4 @@ impl TestNs {
         )
         .await;
     }
-}
-
-/// Grants the identity of tests/cluster's `operator.kubeconfig` (user `apitoken-operator`,
-/// bound to nothing by default) `rules` in this namespace, by a Role and RoleBinding `name`.
-pub async fn grant_to_operator_identity(
-    ns: &TestNs,
-    name: &str,
-    rules: Vec<k8s_openapi::api::rbac::v1::PolicyRule>,
-) {
-    use k8s_openapi::api::rbac::v1::{Role, RoleBinding, RoleRef, Subject};
-    let meta = kube::api::ObjectMeta {
-        name: Some(name.into()),
-        ..Default::default()
-    };
-    let role = Role {
-        metadata: meta.clone(),
-        rules: Some(rules),
-    };
-    ns.api::<Role>()
-        .create(&PostParams::default(), &role)
-        .await
-        .expect("create Role");
-    let binding = RoleBinding {
-        metadata: meta,
-        role_ref: RoleRef {
-            api_group: "rbac.authorization.k8s.io".into(),
-            kind: "Role".into(),
-            name: name.into(),
-        },
-        subjects: Some(vec![Subject {
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            kind: "User".into(),
-            name: "apitoken-operator".into(),
-            ..Default::default()
-        }]),
-    };
-    ns.api::<RoleBinding>()
-        .create(&PostParams::default(), &binding)
-        .await
-        .expect("create RoleBinding");
-}
-
-/// The kubeconfig of that identity, next to the admin one in $KUBECONFIG.
-pub fn operator_identity_kubeconfig() -> PathBuf {
-    std::path::Path::new(&std::env::var("KUBECONFIG").expect("KUBECONFIG"))
-        .with_file_name("operator.kubeconfig")
 }

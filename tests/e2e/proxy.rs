@@ -15,6 +15,7 @@ use kube::{Api, ResourceExt};
 
 use crate::harness::*;
 use crate::keysets::*;
+use crate::rbac::operator_kubeconfig;
 
 /// Lets the restricted identity `get` and `watch` the one Secret `name`, as a proxy's RBAC does.
 async fn grant_keyset_access(ns: &TestNs, name: &str) {
@@ -25,7 +26,7 @@ async fn grant_keyset_access(ns: &TestNs, name: &str) {
         verbs: vec!["get".into(), "watch".into()],
         ..Default::default()
     };
-    grant_to_operator_identity(ns, "keyset-reader", vec![rule]).await;
+    ns.bind_operator(vec![rule]).await;
 }
 
 async fn proxy_for_secret(ns: &TestNs, secret: &str, extra: &[&str]) -> Proxy {
@@ -40,7 +41,7 @@ async fn proxy_for_secret(ns: &TestNs, secret: &str, extra: &[&str]) -> Proxy {
         &ns.name,
     ];
     args.extend_from_slice(extra);
-    Proxy::start(ns, &args, Some(operator_identity_kubeconfig())).await
+    Proxy::start(ns, &args, Some(operator_kubeconfig().into())).await
 }
 
 /// Waits (up to [`REFUSED_WITHIN`], for a mounted key set) until `key` gets `want` from `proxy`.

@@ -1,0 +1,174 @@
+//! The namespaces the operator watches: all of them, or a list. With a list, every namespace gets
+//! its own watcher (so namespaced Roles are enough RBAC) and their events are merged into one
+//! stream that a single reflector store, and so a single controller, can follow.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+
+use futures::{Stream, StreamExt, stream};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Api, Client, Resource};
+
+/// The `--namespace` values as given (each may be a comma-separated list): trimmed, without
+/// blanks and duplicates, in order. Empty means all namespaces.
+pub fn parse(values: &[String]) -> Vec<String> {
+    let mut namespaces: Vec<String> = Vec::new();
+    for ns in values.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if !ns.is_empty() && !namespaces.iter().any(|n| n == ns) {
+            namespaces.push(ns.to_owned());
+        }
+    }
+    namespaces
+}
+
+/// One Api per watched namespace, or a single cluster-wide one when `namespaces` is empty.
+pub fn apis<K>(client: &Client, namespaces: &[String]) -> Vec<(String, Api<K>)>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    if namespaces.is_empty() {
+        return vec![("*".to_owned(), Api::all(client.clone()))];
+    }
+    namespaces
+        .iter()
+        .map(|ns| (ns.clone(), Api::namespaced(client.clone(), ns)))
+        .collect()
+}
+
+/// Merges the watch streams of several namespaces into one whose events a reflector store can
+/// apply as if they came from a single watcher. Errors are logged with their namespace and
+/// dropped: each source retries by itself (give it a backoff) without pausing the others.
+pub fn merged<K, S>(
+    sources: Vec<(String, S)>,
+) -> impl Stream<Item = Result<Event<K>, watcher::Error>>
+where
+    K: Resource + Clone + Send + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+    S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+{
+    let mut merge = Merge::new(sources.len());
+    let tagged = stream::select_all(
+        sources
+            .into_iter()
+            .enumerate()
+            .map(|(i, (ns, s))| s.map(move |e| (i, ns.clone(), e)).boxed()),
+    );
+    tagged.flat_map(move |(i, ns, item)| {
+        let events = match item {
+            Ok(event) => merge.push(i, event),
+            Err(error) => {
+                tracing::warn!(namespace = %ns, %error, "watch failed; retrying");
+                Vec::new()
+            }
+        };
+        stream::iter(events.into_iter().map(Ok))
+    })
+}
+
+/// The merge as a pure state machine.
+///
+/// A store replaces its whole content at `InitDone`, so the sources' own list phases cannot be
+/// passed on: one namespace's relist would wipe the others. Instead the merged stream has a
+/// single list phase, emitted once every source has finished its first list (the store, and the
+/// controller waiting on it, become ready only then). Later relists of one source become plain
+/// `Apply` events plus a `Delete` for each object that vanished while its watch was down.
+pub struct Merge<K: Resource> {
+    sources: Vec<Source<K>>,
+}
+
+struct Source<K: Resource> {
+    /// The source's objects as last seen (to tell what a relist no longer contains).
+    known: HashMap<ObjectRef<K>, K>,
+    /// A list in progress.
+    listing: Option<HashMap<ObjectRef<K>, K>>,
+    listed: bool,
+}
+
+impl<K> Merge<K>
+where
+    K: Resource + Clone,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    pub fn new(sources: usize) -> Self {
+        Self {
+            sources: (0..sources)
+                .map(|_| Source {
+                    known: HashMap::new(),
+                    listing: None,
+                    listed: false,
+                })
+                .collect(),
+        }
+    }
+
+    fn live(&self) -> bool {
+        self.sources.iter().all(|s| s.listed)
+    }
+
+    /// Takes one event of source `index` and returns the events to pass on.
+    pub fn push(&mut self, index: usize, event: Event<K>) -> Vec<Event<K>> {
+        let live = self.live();
+        let source = &mut self.sources[index];
+        let key = |obj: &K| ObjectRef::from_obj(obj);
+        match event {
+            Event::Init => {
+                source.listing = Some(HashMap::new());
+                Vec::new()
+            }
+            Event::InitApply(obj) => {
+                source
+                    .listing
+                    .get_or_insert_default()
+                    .insert(key(&obj), obj.clone());
+                if live {
+                    vec![Event::Apply(obj)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Event::InitDone => {
+                let listed = source.listing.take().unwrap_or_default();
+                let gone = std::mem::replace(&mut source.known, listed);
+                source.listed = true;
+                if live {
+                    let known = &source.known;
+                    return gone
+                        .into_iter()
+                        .filter(|(k, _)| !known.contains_key(k))
+                        .map(|(_, obj)| Event::Delete(obj))
+                        .collect();
+                }
+                if !self.live() {
+                    return Vec::new();
+                }
+                let mut events = vec![Event::Init];
+                for s in &self.sources {
+                    events.extend(s.known.values().cloned().map(Event::InitApply));
+                }
+                events.push(Event::InitDone);
+                events
+            }
+            Event::Apply(obj) => {
+                source.known.insert(key(&obj), obj.clone());
+                if live {
+                    vec![Event::Apply(obj)]
+                } else {
+                    Vec::new()
+                }
+            }
+            Event::Delete(obj) => {
+                source.known.remove(&key(&obj));
+                if live {
+                    vec![Event::Delete(obj)]
+                } else {
+                    Vec::new()
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,217 @@
+use std::collections::BTreeSet;
+
+use futures::FutureExt;
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::ObjectMeta;
+use kube::runtime::reflector::{self, Store, store::Writer};
+use kube::runtime::watcher::Event;
+
+use super::*;
+
+fn cm(ns: &str, name: &str, version: &str) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            resource_version: Some(version.into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+/// A merge feeding a real reflector store, as the controller uses it.
+struct Harness {
+    merge: Merge<ConfigMap>,
+    writer: Writer<ConfigMap>,
+    reader: Store<ConfigMap>,
+}
+
+impl Harness {
+    fn new(sources: usize) -> Self {
+        let (reader, writer) = reflector::store();
+        Self {
+            merge: Merge::new(sources),
+            writer,
+            reader,
+        }
+    }
+
+    /// Feeds events of one source; returns what the merge passed on, as short names.
+    fn feed(&mut self, source: usize, events: Vec<Event<ConfigMap>>) -> Vec<String> {
+        let mut out = Vec::new();
+        for event in events {
+            for e in self.merge.push(source, event) {
+                self.writer.apply_watcher_event(&e);
+                out.push(match &e {
+                    Event::Apply(o) => format!("apply {}", o.metadata.name.as_deref().unwrap()),
+                    Event::Delete(o) => format!("delete {}", o.metadata.name.as_deref().unwrap()),
+                    Event::Init => "init".into(),
+                    Event::InitApply(o) => format!("list {}", o.metadata.name.as_deref().unwrap()),
+                    Event::InitDone => "done".into(),
+                });
+            }
+        }
+        out
+    }
+
+    /// The store's content as `namespace/name@resourceVersion`.
+    fn store(&self) -> BTreeSet<String> {
+        self.reader
+            .state()
+            .iter()
+            .map(|o| {
+                format!(
+                    "{}/{}@{}",
+                    o.metadata.namespace.as_deref().unwrap(),
+                    o.metadata.name.as_deref().unwrap(),
+                    o.metadata.resource_version.as_deref().unwrap()
+                )
+            })
+            .collect()
+    }
+
+    fn ready(&self) -> bool {
+        self.reader.wait_until_ready().now_or_never().is_some()
+    }
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn one_source_passes_its_list_and_changes_through() {
+    let mut h = Harness::new(1);
+    let out = h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "1")),
+            Event::InitDone,
+        ],
+    );
+    assert_eq!(out, ["init", "list x", "done"]);
+    assert!(h.ready());
+    assert_eq!(
+        h.feed(0, vec![Event::Apply(cm("a", "y", "2"))]),
+        ["apply y"]
+    );
+    assert_eq!(
+        h.feed(0, vec![Event::Delete(cm("a", "x", "1"))]),
+        ["delete x"]
+    );
+    assert_eq!(h.store(), set(&["a/y@2"]));
+}
+
+#[test]
+fn the_store_is_filled_and_ready_only_when_every_namespace_has_listed() {
+    let mut h = Harness::new(2);
+    let out = h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "1")),
+            Event::InitDone,
+        ],
+    );
+    assert!(out.is_empty(), "{out:?}");
+    // Namespace a changes while b is still listing: kept, not yet passed on.
+    h.feed(
+        0,
+        vec![
+            Event::Apply(cm("a", "x", "2")),
+            Event::Apply(cm("a", "z", "3")),
+        ],
+    );
+    h.feed(
+        0,
+        vec![
+            Event::Apply(cm("a", "gone", "4")),
+            Event::Delete(cm("a", "gone", "4")),
+        ],
+    );
+    assert!(
+        h.feed(1, vec![Event::Init, Event::InitApply(cm("b", "y", "5"))])
+            .is_empty()
+    );
+    assert!(!h.ready());
+    assert!(h.store().is_empty());
+
+    let out = h.feed(1, vec![Event::InitDone]);
+    assert_eq!(
+        (out.first().unwrap().as_str(), out.last().unwrap().as_str()),
+        ("init", "done")
+    );
+    assert_eq!(out.len(), 5, "{out:?}");
+    assert!(h.ready());
+    assert_eq!(h.store(), set(&["a/x@2", "a/z@3", "b/y@5"]));
+}
+
+#[test]
+fn a_relist_of_one_namespace_keeps_the_others_and_deletes_what_vanished() {
+    let mut h = Harness::new(2);
+    h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "1")),
+            Event::InitApply(cm("a", "old", "2")),
+            Event::InitDone,
+        ],
+    );
+    h.feed(
+        1,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("b", "y", "3")),
+            Event::InitDone,
+        ],
+    );
+    assert_eq!(h.store(), set(&["a/x@1", "a/old@2", "b/y@3"]));
+
+    // a's watch broke; meanwhile "old" was deleted and x changed.
+    let out = h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "7")),
+            Event::InitDone,
+        ],
+    );
+    assert_eq!(out, ["apply x", "delete old"]);
+    assert_eq!(h.store(), set(&["a/x@7", "b/y@3"]));
+}
+
+#[test]
+fn a_first_list_that_restarts_leaves_nothing_stale() {
+    let mut h = Harness::new(2);
+    h.feed(
+        0,
+        vec![Event::Init, Event::InitApply(cm("a", "stale", "1"))],
+    );
+    // The list failed part way and started again; "stale" is gone by now.
+    h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "2")),
+            Event::InitDone,
+        ],
+    );
+    h.feed(1, vec![Event::Init, Event::InitDone]);
+    assert_eq!(h.store(), set(&["a/x@2"]));
+}
+
+#[test]
+fn namespace_flags_split_commas_and_drop_blanks_and_repeats() {
+    let given = [
+        "a,b".to_string(),
+        " c ".into(),
+        "".into(),
+        "b".into(),
+        "d,".into(),
+    ];
+    assert_eq!(parse(&given), ["a", "b", "c", "d"]);
+    assert!(parse(&[]).is_empty());
+}
