@@ -67,6 +67,6 @@ image-import:
 image-check:
 	image/check.sh
 
-## demo: one command to see it work (cluster, operator, examples, a rotation)
+## demo: one command to see it work (cluster, image, helm install, examples, a Pod, a rotation)
 demo:
 	examples/demo.sh

@@ -1,23 +1,23 @@
 #!/usr/bin/env bash
-# `make demo`: start the local cluster (control plane and node), run the operator, apply the
-# examples, mount a token into a Pod, rotate it, and show what a user and the
-# workload see. Leaves the cluster and operator running; `make cluster-down` ends both.
+# `make demo`: start the local cluster (control plane and node), build the operator's image and
+# install it with the Helm chart as users do, apply the examples, mount a token into a Pod, rotate
+# it, and show what a user and the workload see. Leaves everything running; `make cluster-down`
+# ends it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tests/cluster/cluster.sh up >/dev/null
-export KUBECONFIG=$PWD/.cluster/kubeconfig
+eval "$(tests/cluster/cluster.sh up)"
 kubectl=$(tests/cluster/cluster.sh bin)/kubectl
+helm=$(tests/tools/tools.sh bin)/helm
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "install the CRD"
-cargo build --quiet --bin apitoken-operator
-operator=${CARGO_TARGET_DIR:-target}/debug/apitoken-operator
-"$operator" crd | "$kubectl" apply --server-side -f -
-"$kubectl" wait --for condition=Established crd/apitokens.apitoken.dev --timeout=30s
+step "build the image without Docker and import it into the node (make image; first time ~10 min)"
+image/build.sh
 
-step "start the operator (logs: .cluster/logs/operator.log)"
-setsid "$operator" run --log-format text >.cluster/logs/operator.log 2>&1 </dev/null &
-echo $! >.cluster/operator.pid
+step "helm install (chart charts/apitoken-operator, the image never pulled)"
+"$helm" upgrade --install apitoken-operator charts/apitoken-operator \
+  --namespace apitoken-system --create-namespace \
+  -f charts/apitoken-operator/ci/local-values.yaml --wait --timeout 3m
+"$kubectl" -n apitoken-system get pods -o wide
 
 step "apply examples/"
 "$kubectl" apply -f examples/minimal.yaml -f examples/key-auth-gateway.yaml
@@ -48,8 +48,8 @@ sleep 1
 echo "status.fingerprint: $(fingerprint)"
 "$kubectl" logs gateway --tail=1
 
-step "ask for a rotation the GitOps-safe way, then look again"
-"$operator" rotate edge-gateway
+step "ask for a rotation the GitOps-safe way (what \`apitoken-operator rotate\` does), then look again"
+"$kubectl" annotate apitoken edge-gateway --overwrite "apitoken.dev/rotate=demo-$(date +%s)"
 sleep 2
 "$kubectl" get apitoken edge-gateway -o wide
 "$kubectl" get events --field-selector involvedObject.name=edge-gateway
@@ -62,7 +62,7 @@ done
 
 cat <<EOT
 
-The operator keeps running against this cluster. Try:
+The operator runs in the cluster (kubectl -n apitoken-system logs deploy/apitoken-operator). Try:
   export KUBECONFIG=$KUBECONFIG
   $kubectl describe apitoken edge-gateway
   $kubectl delete secret edge-gateway-key     # watch it come back (reason SecretLost)

@@ -5,6 +5,7 @@ mod argocd_lua;
 mod chart;
 mod cluster;
 mod harness;
+mod helm;
 mod keysets;
 mod kstatus;
 mod leader;
