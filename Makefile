@@ -17,11 +17,12 @@ test: lint unit chart-check image
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 ## unit: unit tests and the Argo CD health check's tests (no cluster)
 unit:
 	cargo test --locked --lib --bins --test argocd
+	cargo test --locked -p apitoken-verify
 
 ## chart-check: helm lint/template and offline schema validation of the chart (tests/chart/check.sh)
 chart-check:
@@ -44,6 +45,7 @@ cluster-down:
 ## crds: regenerate crds/ from the Rust types, and the chart's copy (unit tests fail on drift)
 crds:
 	cargo run --quiet --bin crdgen > crds/apitoken.yaml
+	cargo run --quiet --bin crdgen verifier > crds/apitokenverifier.yaml
 	rm -f charts/apitoken-operator/files/crds/*.yaml
 	cp crds/*.yaml charts/apitoken-operator/files/crds/
 

@@ -51,6 +51,19 @@ pub struct ApiTokenSpec {
     #[schemars(length(max = 256))]
     pub display_name: Option<String>,
 
+    /// What the token may do, e.g. `orders:read`: at most 32 distinct scopes of up to 64
+    /// letters, digits and `_ . : / -`, starting with a letter or digit. Carried into verifier
+    /// key sets for servers to enforce; changing them never issues a new value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend(
+        "maxItems" = 32,
+        "items" = {"type": "string", "minLength": 1, "maxLength": 64},
+        "x-kubernetes-list-type" = "set"
+    ))]
+    #[x_kube(validation = Rule::new("self.all(s, s.matches('^[A-Za-z0-9][A-Za-z0-9_.:/-]*$'))")
+        .message("scopes must be letters, digits, '_', '.', ':', '/' and '-', starting with a letter or digit, e.g. orders:read"))]
+    pub scopes: Option<Vec<String>>,
+
     /// Name of the Secret holding the token, in the ApiToken's namespace. Default: the ApiToken's
     /// name. Cannot be changed after creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]

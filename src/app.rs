@@ -1,6 +1,7 @@
 //! Starts the operator's parts and keeps them together: the kube Client with its write layers
 //! (counted, fenced by leadership), leader election, the metrics and health endpoints, and the
-//! controller. The process ends when the controller stops (SIGTERM) or the election dies.
+//! controllers (ApiToken and ApiTokenVerifier). The process ends when they stop (SIGTERM) or the
+//! election dies.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::controller::{self, Settings};
 use crate::health::{self, Readiness};
 use crate::leader::{Election, Fence, Leadership};
 use crate::metrics::Metrics;
+use crate::verifier;
 
 pub struct Options {
     /// Watched namespaces; all when empty.
@@ -96,11 +98,22 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         workers: options.workers,
         instance: options.instance,
     };
-    let controller = controller::run(client, settings, writer, readiness, metrics, leadership);
+    // The ApiTokenVerifier controller beside it, with the same fenced client and leadership.
+    let verifiers = verifier::run(
+        client.clone(),
+        settings.namespaces.clone(),
+        settings.instance.clone(),
+        leadership.clone(),
+        metrics.clone(),
+    );
+    let tokens = controller::run(client, settings, writer, readiness, metrics, leadership);
+    let controllers = async {
+        tokio::join!(tokens, verifiers);
+    };
     match elector.as_mut() {
-        None => controller.await,
+        None => controllers.await,
         Some(running) => tokio::select! {
-            () = controller => {}
+            () = controllers => {}
             reason = running.stopped() => anyhow::bail!("leader election stopped: {reason}"),
         },
     }

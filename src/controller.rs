@@ -14,7 +14,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER, FINALIZER};
 use crate::error::Error;
@@ -45,8 +45,7 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write; asked before each reconcile.
     pub leadership: Leadership,
-    /// Consecutive failed reconciles per ApiToken, for exponential backoff.
-    failures: Mutex<HashMap<ObjectRef<ApiToken>, u32>>,
+    failures: Failures<ApiToken>,
 }
 
 impl Context {
@@ -76,7 +75,7 @@ pub async fn run(
         recorder: Recorder::new(client.clone(), reporter),
         metrics,
         leadership: leadership.clone(),
-        failures: Mutex::default(),
+        failures: Failures::default(),
     });
 
     let store = tokens.as_reader();
@@ -133,30 +132,55 @@ pub async fn run(
 }
 
 fn error_policy(token: Arc<ApiToken>, error: &Error, ctx: Arc<Context>) -> Action {
-    let attempt = {
-        let mut failures = ctx
-            .failures
-            .lock()
-            .expect("failure counts are never poisoned");
-        let count = failures
-            .entry(ObjectRef::from_obj(token.as_ref()))
-            .or_default();
-        *count = count.saturating_add(1);
-        *count
-    };
     ctx.metrics.reconcile_failed(error.category());
-    tracing::warn!(
-        namespace = token.namespace().as_deref(),
-        name = %token.name_any(),
-        category = error.category(),
-        error = %ErrorChain(error),
-        "reconcile failed"
-    );
-    Action::requeue(if error.is_transient() {
-        retry_delay(attempt)
-    } else {
-        RETRY_PERMANENT
-    })
+    ctx.failures.retry(token.as_ref(), error)
+}
+
+/// Consecutive failed reconciles per object, for exponential backoff.
+pub(crate) struct Failures<K: Resource>(Mutex<HashMap<ObjectRef<K>, u32>>);
+
+impl<K: Resource> Default for Failures<K> {
+    fn default() -> Self {
+        Self(Mutex::default())
+    }
+}
+
+impl<K> Failures<K>
+where
+    K: Resource,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    /// Logs a failed reconcile and says when to retry: transient errors back off from 1 s,
+    /// others wait five minutes (or for a change of the object).
+    pub(crate) fn retry(&self, obj: &K, error: &Error) -> Action {
+        let attempt = {
+            let mut failures = self.0.lock().expect("failure counts are never poisoned");
+            let count = failures.entry(ObjectRef::from_obj(obj)).or_default();
+            *count = count.saturating_add(1);
+            *count
+        };
+        tracing::warn!(
+            kind = %K::kind(&K::DynamicType::default()),
+            namespace = obj.meta().namespace.as_deref(),
+            name = obj.meta().name.as_deref(),
+            category = error.category(),
+            error = %ErrorChain(error),
+            "reconcile failed"
+        );
+        Action::requeue(if error.is_transient() {
+            retry_delay(attempt)
+        } else {
+            RETRY_PERMANENT
+        })
+    }
+
+    /// A reconcile of `obj` succeeded (or it is gone): the next failure starts from 1 s again.
+    pub(crate) fn clear(&self, key: &ObjectRef<K>) {
+        self.0
+            .lock()
+            .expect("failure counts are never poisoned")
+            .remove(key);
+    }
 }
 
 /// Exponential backoff for transient errors: 1 s, 2 s, 4 s, ... capped at 5 minutes.
@@ -193,10 +217,7 @@ async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, E
     // The watch cache can trail our own last write (a status, a removed finalizer); deciding on
     // it could issue twice or clean up twice. Decide on the object as stored.
     let Some(token) = api.get_opt(&cached.name_any()).await? else {
-        ctx.failures
-            .lock()
-            .expect("failure counts are never poisoned")
-            .remove(&key);
+        ctx.failures.clear(&key);
         return Ok(Action::await_change());
     };
     let action = finalizer(&api, FINALIZER, Arc::new(token), |event| async {
@@ -215,10 +236,7 @@ async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, E
         }
         other => other?,
     };
-    ctx.failures
-        .lock()
-        .expect("failure counts are never poisoned")
-        .remove(&key);
+    ctx.failures.clear(&key);
     Ok(action)
 }
 

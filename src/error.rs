@@ -16,6 +16,9 @@ pub enum Error {
     /// The API server refused the Secret we built as invalid; only a spec change can fix it.
     #[error("secret rejected: {0}")]
     SecretRejected(String),
+    /// The watch feeding a cache ended (only at shutdown).
+    #[error("the apitoken cache is closed")]
+    StoreClosed,
 }
 
 impl Error {
@@ -36,6 +39,7 @@ impl Error {
                 _ => "finalizer",
             },
             Self::Random(_) => "random",
+            Self::StoreClosed => "shutdown",
             Self::NoNamespace | Self::SecretRejected(_) => "invalid_object",
         }
     }
@@ -49,7 +53,7 @@ impl Error {
                 | kube::runtime::finalizer::Error::CleanupFailed(e) => e.is_transient(),
                 _ => true,
             },
-            Self::Kube(_) | Self::Random(_) => true,
+            Self::Kube(_) | Self::Random(_) | Self::StoreClosed => true,
         }
     }
 }

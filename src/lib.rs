@@ -17,6 +17,7 @@ pub mod namespaces;
 pub mod plan;
 pub mod policy;
 pub mod progress;
+pub mod proxy;
 pub mod reconcile;
 pub mod release;
 pub mod report;
@@ -26,12 +27,19 @@ pub mod secret;
 pub mod status;
 pub mod teardown;
 pub mod token;
+pub mod verifier;
+pub mod verify;
 
 use kube::CustomResourceExt;
 
-/// The CustomResourceDefinition as YAML, as committed in `crds/apitoken.yaml`.
+/// The ApiToken CustomResourceDefinition as YAML, as committed in `crds/apitoken.yaml`.
 pub fn crd_yaml() -> String {
     serde_yaml::to_string(&api::ApiToken::crd()).expect("the CRD serializes")
+}
+
+/// The ApiTokenVerifier CustomResourceDefinition, as committed in `crds/apitokenverifier.yaml`.
+pub fn verifier_crd_yaml() -> String {
+    serde_yaml::to_string(&verifier::api::ApiTokenVerifier::crd()).expect("the CRD serializes")
 }
 
 #[cfg(test)]
@@ -43,6 +51,15 @@ mod tests {
         assert!(
             committed == super::crd_yaml(),
             "crds/apitoken.yaml is stale: run `make crds` and commit it"
+        );
+    }
+
+    #[test]
+    fn committed_verifier_crd_matches_the_types() {
+        let committed = include_str!("../crds/apitokenverifier.yaml");
+        assert!(
+            committed == super::verifier_crd_yaml(),
+            "crds/apitokenverifier.yaml is stale: run `make crds` and commit it"
         );
     }
 

@@ -1,5 +1,6 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
@@ -8,7 +9,7 @@ use tracing_subscriber::{EnvFilter, fmt};
 
 use apitoken_operator::api::DeletionPolicy;
 use apitoken_operator::app::{self, ElectionOptions, Options};
-use apitoken_operator::{namespaces, release, rotate};
+use apitoken_operator::{namespaces, proxy, release, rotate, verify};
 
 /// Manages API tokens as Kubernetes custom resources.
 #[derive(Parser)]
@@ -22,7 +23,19 @@ struct Cli {
 enum Command {
     /// Run the controller (kubeconfig from the environment or the in-cluster service account).
     Run(Box<RunArgs>),
-    /// Print the CustomResourceDefinition as YAML.
+    /// Check a token read from stdin against a mounted key set; prints one line, exits 0 only
+    /// when the token is valid.
+    Verify {
+        /// Where the key-set Secret is mounted (the directory holding keyset.json).
+        #[arg(long, value_name = "DIR")]
+        keyset: PathBuf,
+        /// A scope the token must hold (repeatable).
+        #[arg(long = "scope", value_name = "S")]
+        scopes: Vec<String>,
+    },
+    /// A verifying reverse proxy: checks X-API-KEY, answers 401/403 itself, forwards the rest.
+    Proxy(Box<ProxyArgs>),
+    /// Print the CustomResourceDefinitions (ApiToken, ApiTokenVerifier) as YAML.
     Crd,
     /// Without the operator (e.g. before uninstalling it): apply every ApiToken's deletionPolicy
     /// as far as Kubernetes can finish it alone (Retain: the Secret loses this ApiToken's
@@ -75,6 +88,15 @@ struct RunArgs {
     lease_duration: u64,
 }
 
+#[derive(clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    options: proxy::Options,
+    /// Log format (diagnostics on stderr; access log lines on stdout are always JSON).
+    #[arg(long, value_enum, default_value_t = LogFormat::Json, env = "LOG_FORMAT")]
+    log_format: LogFormat,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
     Json,
@@ -96,7 +118,28 @@ fn init_logging(format: LogFormat) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Crd => print!("{}", apitoken_operator::crd_yaml()),
+        Command::Crd => print!(
+            "{}---\n{}",
+            apitoken_operator::crd_yaml(),
+            apitoken_operator::verifier_crd_yaml()
+        ),
+        Command::Verify { keyset, scopes } => {
+            // Exit codes: 0 valid, 1 refused, 2 could not check (as for usage errors).
+            match verify::verify(&keyset, &scopes, std::io::stdin().lock()) {
+                Ok(verdict) => {
+                    println!("{verdict}");
+                    std::process::exit(if verdict.is_valid() { 0 } else { 1 });
+                }
+                Err(error) => {
+                    eprintln!("apitoken-operator verify: {error:#}");
+                    std::process::exit(2);
+                }
+            }
+        }
+        Command::Proxy(args) => {
+            init_logging(args.log_format);
+            proxy::run(args.options).await?;
+        }
         Command::ReleaseFinalizers { namespace } => {
             let client = Client::try_default().await?;
             for r in release::release_all(&client, namespace.as_deref()).await? {

@@ -21,13 +21,15 @@ pub enum Reason {
     InvalidSpec,
     SecretLost,
     Tampered,
+    /// An ApiTokenVerifier's key set was written.
+    KeySetUpdated,
     RolloutRestarted,
     RolloutTargetMissing,
     Adopted,
 }
 
 impl Reason {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Issued => "Issued",
             Self::Rotated => "Rotated",
@@ -38,6 +40,7 @@ impl Reason {
             Self::InvalidSpec => "InvalidSpec",
             Self::SecretLost => "SecretLost",
             Self::Tampered => "Tampered",
+            Self::KeySetUpdated => "KeySetUpdated",
             Self::RolloutRestarted => "RolloutRestarted",
             Self::RolloutTargetMissing => "RolloutTargetMissing",
             Self::Adopted => "Adopted",
@@ -51,19 +54,20 @@ impl Reason {
             | Self::Revoked
             | Self::Retained
             | Self::Adopted
-            | Self::RolloutRestarted => EventType::Normal,
+            | Self::RolloutRestarted
+            | Self::KeySetUpdated => EventType::Normal,
             _ => EventType::Warning,
         }
     }
 }
 
-/// Publishes an Event about `token`. `related` is the Secret at the version the Event concerns:
+/// Publishes an Event about `object` (an ApiToken or ApiTokenVerifier). `related` is the Secret at the version the Event concerns:
 /// besides telling the reader which Secret changed, it keeps the Recorder from folding two
 /// rotations into one Event series with the first one's note. Failing to record an Event never
 /// fails a reconcile: status and the audit log are the durable record.
-pub async fn event(
+pub async fn event<K: Resource<DynamicType = ()>>(
     recorder: &Recorder,
-    token: &ApiToken,
+    object: &K,
     reason: Reason,
     note: String,
     related: Option<&Secret>,
@@ -75,7 +79,7 @@ pub async fn event(
         action: reason.as_str().into(),
         secondary: related.map(|s| s.object_ref(&())),
     };
-    if let Err(error) = recorder.publish(&ev, &token.object_ref(&())).await {
+    if let Err(error) = recorder.publish(&ev, &object.object_ref(&())).await {
         tracing::warn!(%error, reason = reason.as_str(), "failed to publish event");
     }
 }

@@ -32,8 +32,8 @@ const PREVIOUS_UNTIL_ANNOTATION: &str = "apitoken.dev/previous-valid-until";
 const DISPLAY_NAME_ANNOTATION: &str = "apitoken.dev/display-name";
 const REQUEST_ANNOTATION: &str = "apitoken.dev/rotate-request";
 
-/// True when `secret` is controlled by this very ApiToken (same UID), not merely one of the same name.
-pub fn is_ours(secret: &Secret, owner: &ApiToken) -> bool {
+/// True when `secret` is controlled by this very object (same UID), not merely one of the same name.
+pub fn is_ours<K: Resource>(secret: &Secret, owner: &K) -> bool {
     let uid = owner.uid();
     secret
         .owner_references()

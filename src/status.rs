@@ -49,24 +49,47 @@ pub fn set_ready(
     generation: Option<i64>,
     now: Timestamp,
 ) {
-    let ready = if why == Readiness::Issued {
-        "True"
-    } else {
-        "False"
+    let outcome = Outcome {
+        ready: why == Readiness::Issued,
+        stalled: why.stalls(),
+        reason: why.as_str(),
+        message,
+        generation,
     };
-    if why.stalls() {
-        let stalled = condition(STALLED, "True", why.as_str(), message.clone(), generation);
-        put(status, stalled, now);
-    } else {
-        status.conditions.retain(|c| c.type_ != STALLED);
-    }
-    status.conditions.retain(|c| c.type_ != RECONCILING);
-    put(
-        status,
-        condition(READY, ready, why.as_str(), message, generation),
-        now,
-    );
+    outcome.set(&mut status.conditions, now);
     status.observed_generation = generation;
+}
+
+/// How a reconcile of any of the operator's resources finished, as kstatus conditions.
+pub struct Outcome<'a> {
+    pub ready: bool,
+    /// Only a change by someone can fix it.
+    pub stalled: bool,
+    pub reason: &'a str,
+    pub message: String,
+    pub generation: Option<i64>,
+}
+
+impl Outcome<'_> {
+    /// Sets `Ready`, `Stalled` when stalled, and removes `Reconciling` (see [`set_ready`]).
+    pub fn set(self, conditions: &mut Vec<Condition>, now: Timestamp) {
+        let ready = if self.ready { "True" } else { "False" };
+        if self.stalled {
+            let stalled = condition(
+                STALLED,
+                "True",
+                self.reason,
+                self.message.clone(),
+                self.generation,
+            );
+            put(conditions, stalled, now);
+        } else {
+            conditions.retain(|c| c.type_ != STALLED);
+        }
+        conditions.retain(|c| c.type_ != RECONCILING);
+        let ready = condition(READY, ready, self.reason, self.message, self.generation);
+        put(conditions, ready, now);
+    }
 }
 
 /// `Reconciling=True`: a write this reconcile needed failed and is retried with backoff. Ready
@@ -79,7 +102,7 @@ pub fn set_reconciling(
     now: Timestamp,
 ) {
     put(
-        status,
+        &mut status.conditions,
         condition(RECONCILING, "True", reason, message, generation),
         now,
     );
@@ -104,16 +127,16 @@ fn condition(
 
 /// Sets `new` in place of the condition of its type (Ready first, then the others as they
 /// came), keeping the old transition time while the condition's status stays the same.
-fn put(status: &mut ApiTokenStatus, mut new: Condition, now: Timestamp) {
-    let old = status.conditions.iter().position(|c| c.type_ == new.type_);
-    new.last_transition_time = match old.map(|i| &status.conditions[i]) {
+fn put(conditions: &mut Vec<Condition>, mut new: Condition, now: Timestamp) {
+    let old = conditions.iter().position(|c| c.type_ == new.type_);
+    new.last_transition_time = match old.map(|i| &conditions[i]) {
         Some(c) if c.status == new.status => c.last_transition_time.clone(),
         _ => Time(now),
     };
     match old {
-        Some(i) => status.conditions[i] = new,
-        None if new.type_ == READY => status.conditions.insert(0, new),
-        None => status.conditions.push(new),
+        Some(i) => conditions[i] = new,
+        None if new.type_ == READY => conditions.insert(0, new),
+        None => conditions.push(new),
     }
 }
 

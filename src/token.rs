@@ -3,18 +3,14 @@
 //! [`Token`] deliberately implements neither `Debug` nor `Display` nor `Serialize`: the only way to
 //! the plaintext is [`Token::expose`], called where the Secret is built.
 
+use apitoken_verify::checksum;
 use rand::{TryRng, rngs::SysRng};
-use sha2::{Digest, Sha256};
 
 use crate::api::{Alphabet, TokenFormat};
 
 pub const DEFAULT_LENGTH: usize = 40;
 pub const MIN_LENGTH: usize = 32;
 pub const MAX_LENGTH: usize = 256;
-
-const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-const HEX: &[u8] = b"0123456789abcdef";
-const BASE64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// A token format with the operator's defaults applied.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,20 +70,23 @@ impl Format {
     }
 }
 
-fn charset(alphabet: Alphabet) -> &'static [u8] {
+/// The alphabet as the verification library knows it; the checksum code is shared with it, so
+/// servers check exactly what the operator writes.
+fn checksum_alphabet(alphabet: Alphabet) -> checksum::Alphabet {
     match alphabet {
-        Alphabet::Base62 => BASE62,
-        Alphabet::Hex => HEX,
-        Alphabet::Base64url => BASE64URL,
+        Alphabet::Base62 => checksum::Alphabet::Base62,
+        Alphabet::Hex => checksum::Alphabet::Hex,
+        Alphabet::Base64url => checksum::Alphabet::Base64url,
     }
+}
+
+fn charset(alphabet: Alphabet) -> &'static [u8] {
+    checksum_alphabet(alphabet).chars()
 }
 
 /// Characters needed to write any u32 in the alphabet: ceil(32 / log2(size)).
 pub fn checksum_width(alphabet: Alphabet) -> usize {
-    match alphabet {
-        Alphabet::Base62 | Alphabet::Base64url => 6,
-        Alphabet::Hex => 8,
-    }
+    checksum_alphabet(alphabet).checksum_width()
 }
 
 /// A token value. Never printed: no Debug, Display or Serialize on purpose.
@@ -126,12 +125,8 @@ pub fn generate_with<R: TryRng>(format: &Format, rng: &mut R) -> Result<Token, R
     out.push_str(&format.prefix);
     push_uniform(rng, charset(format.alphabet), format.length, &mut out)?;
     if format.checksum {
-        let crc = crc32fast::hash(out.as_bytes());
-        out.push_str(&encode_fixed(
-            crc,
-            charset(format.alphabet),
-            checksum_width(format.alphabet),
-        ));
+        let sum = checksum::encode(out.as_bytes(), checksum_alphabet(format.alphabet));
+        out.push_str(&sum);
     }
     Ok(Token(out))
 }
@@ -158,16 +153,6 @@ fn push_uniform<R: TryRng>(
     Ok(())
 }
 
-fn encode_fixed(mut value: u32, chars: &[u8], width: usize) -> String {
-    let base = chars.len() as u32;
-    let mut digits = vec![chars[0]; width];
-    for slot in digits.iter_mut().rev() {
-        *slot = chars[(value % base) as usize];
-        value /= base;
-    }
-    String::from_utf8(digits).expect("alphabets are ASCII")
-}
-
 /// True when `token` has the format's shape and, if the format has one, a matching checksum.
 /// Lets scanners and servers reject look-alikes without a lookup.
 pub fn is_well_formed(token: &str, format: &Format) -> bool {
@@ -186,17 +171,11 @@ pub fn is_well_formed(token: &str, format: &Format) -> bool {
     if !format.checksum {
         return true;
     }
-    let (body, sum) = token.split_at(token.len() - width);
-    encode_fixed(crc32fast::hash(body.as_bytes()), chars, width) == sum
+    checksum::ends_with_checksum(token, checksum_alphabet(format.alphabet))
 }
 
 /// Full lowercase hex SHA-256, as kept in verifier key sets.
-pub fn sha256_hex(value: &[u8]) -> String {
-    Sha256::digest(value)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use apitoken_verify::sha256_hex;
 
 /// Short fingerprint shown in status, Events and the audit log: `sha256:` + 12 hex digits.
 pub fn fingerprint(value: &[u8]) -> String {
@@ -225,7 +204,11 @@ mod tests {
         assert_eq!(f, format(Alphabet::Base62, 40, true, ""));
         let t = generate(&f).unwrap();
         assert_eq!(t.expose().len(), 46);
-        assert!(t.expose().bytes().all(|b| BASE62.contains(&b)));
+        assert!(
+            t.expose()
+                .bytes()
+                .all(|b| charset(Alphabet::Base62).contains(&b))
+        );
     }
 
     #[test]
@@ -278,27 +261,6 @@ mod tests {
         let f = Format::default();
         assert!(!is_well_formed("short", &f));
         assert!(!is_well_formed(&"!".repeat(f.token_len()), &f));
-    }
-
-    #[test]
-    fn checksum_encoding_covers_full_u32_range() {
-        for alphabet in [Alphabet::Base62, Alphabet::Hex, Alphabet::Base64url] {
-            let chars = charset(alphabet);
-            let w = checksum_width(alphabet);
-            assert_ne!(
-                encode_fixed(u32::MAX, chars, w),
-                encode_fixed(u32::MAX - 1, chars, w)
-            );
-            // Decoding the fixed-width digits gives back the value: the width is large enough.
-            let decode = |s: &str| {
-                s.bytes().fold(0u64, |acc, c| {
-                    acc * chars.len() as u64 + chars.iter().position(|&x| x == c).unwrap() as u64
-                })
-            };
-            for v in [0, 1, 12345, u32::MAX] {
-                assert_eq!(decode(&encode_fixed(v, chars, w)), u64::from(v));
-            }
-        }
     }
 
     /// Chi-square goodness of fit over 2.4M characters, against the 99.999th percentile (Wilson-Hilferty:

@@ -6,6 +6,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apitoken_operator::api::ApiToken;
+use apitoken_operator::verifier::api::ApiTokenVerifier;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use k8s_openapi::api::events::v1::Event;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -27,10 +28,15 @@ pub async fn client() -> Client {
         .expect("connect to the control plane in $KUBECONFIG")
 }
 
-/// Applies the ApiToken CRD (idempotent) and waits until it is served.
+/// Applies the ApiToken and ApiTokenVerifier CRDs (idempotent) and waits until they are served.
 pub async fn install_crd(client: &Client) {
+    for crd in [ApiToken::crd(), ApiTokenVerifier::crd()] {
+        install(client, crd).await;
+    }
+}
+
+async fn install(client: &Client, crd: CustomResourceDefinition) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crd = ApiToken::crd();
     crds.patch(
         &crd.name_any(),
         &PatchParams::apply("e2e").force(),

@@ -7,7 +7,6 @@ use k8s_openapi::api::core::v1::{Namespace, Node, Pod, ServiceAccount};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::harness::{
     Operator, TIMEOUT, TestNs, eventually, kubectl, revision, secret_value, wait_status,
@@ -93,10 +92,7 @@ pub fn without_node() -> bool {
 }
 
 fn sha256_hex(value: &str) -> String {
-    Sha256::digest(value.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    apitoken_operator::token::sha256_hex(value.as_bytes())
 }
 
 #[tokio::test]

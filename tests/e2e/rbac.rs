@@ -36,6 +36,12 @@ pub fn operator_rules(secret_verbs: &[&str]) -> Vec<PolicyRule> {
             &["get", "list", "watch", "patch"],
         ),
         rule("apitoken.dev", &["apitokens/status"], &["patch"]),
+        rule(
+            "apitoken.dev",
+            &["apitokenverifiers"],
+            &["get", "list", "watch"],
+        ),
+        rule("apitoken.dev", &["apitokenverifiers/status"], &["patch"]),
         rule("", &["secrets"], secret_verbs),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
     ]
@@ -55,6 +61,22 @@ pub fn lease_rules() -> Vec<PolicyRule> {
 impl TestNs {
     /// Binds `rules` to the operator's identity in this namespace and waits until they apply.
     pub async fn grant_operator(&self, rules: Vec<PolicyRule>) {
+        self.bind_operator(rules).await;
+        let kubeconfig = Kubeconfig::read_from(operator_kubeconfig()).unwrap();
+        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .unwrap();
+        let operator: Api<ApiToken> =
+            Api::namespaced(Client::try_from(config).unwrap(), &self.name);
+        eventually("the Role to take effect", TIMEOUT, || async {
+            operator.list(&Default::default()).await.ok()
+        })
+        .await;
+    }
+
+    /// Binds `rules` to the operator's identity in this namespace (Role and RoleBinding
+    /// `apitoken-operator`), without waiting.
+    pub async fn bind_operator(&self, rules: Vec<PolicyRule>) {
         let meta = ObjectMeta {
             name: Some("apitoken-operator".into()),
             ..Default::default()
@@ -86,15 +108,5 @@ impl TestNs {
             .patch("apitoken-operator", &apply, &Patch::Apply(&binding))
             .await
             .expect("apply RoleBinding");
-        let kubeconfig = Kubeconfig::read_from(operator_kubeconfig()).unwrap();
-        let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .unwrap();
-        let operator: Api<ApiToken> =
-            Api::namespaced(Client::try_from(config).unwrap(), &self.name);
-        eventually("the Role to take effect", TIMEOUT, || async {
-            operator.list(&Default::default()).await.ok()
-        })
-        .await;
     }
 }

@@ -67,6 +67,64 @@ rejected! {
     rejects_reserved_expiry_key: "{secretTemplate: {data: {expires-at: x}}}" => "must not use the reserved keys";
     rejects_bad_annotation_key: "{secretTemplate: {annotations: {'bad key': x}}}" => "secretTemplate.annotations keys must be valid annotation keys";
     rejects_operator_annotations: "{secretTemplate: {annotations: {apitoken.dev/revision: '9'}}}" => "must not set apitoken.dev/ keys";
+    rejects_scope_with_spaces: "{scopes: ['orders read']}" => "scopes must be letters, digits, '_', '.', ':', '/' and '-'";
+    rejects_scope_starting_with_a_symbol: "{scopes: [':read']}" => "scopes must be letters, digits";
+    rejects_repeated_scopes: "{scopes: [orders:read, orders:read]}" => "Duplicate value: \"orders:read\"";
+    rejects_too_many_scopes: &format!("{{scopes: [{}]}}", (0..33).map(|i| format!("s{i}")).collect::<Vec<_>>().join(", ")) => "must have at most 32 items";
+    rejects_long_scopes: &format!("{{scopes: [{}]}}", "s".repeat(65)) => "may not be more than 64 bytes";
+}
+
+/// Applies an ApiTokenVerifier with `spec` and asserts kubectl rejects it saying `message`.
+async fn assert_verifier_rejected(spec: &str, message: &str) {
+    install_crd(&client().await).await;
+    let yaml = format!(
+        "apiVersion: apitoken.dev/v1alpha1\nkind: ApiTokenVerifier\nmetadata: {{name: bad}}\nspec: {spec}\n"
+    );
+    let (ok, out) = kubectl_apply("default", &yaml);
+    assert!(
+        !ok,
+        "kubectl apply accepted an invalid ApiTokenVerifier: {spec}"
+    );
+    assert!(out.contains(message), "expected {message:?} in:\n{out}");
+}
+
+#[tokio::test]
+async fn rejects_verifier_without_selector() {
+    assert_verifier_rejected("{secretName: keys}", "spec.selector: Required value").await;
+}
+
+#[tokio::test]
+async fn rejects_verifier_with_an_unknown_operator() {
+    let spec = "{secretName: keys, selector: {matchExpressions: [{key: a, operator: Equals, values: [b]}]}}";
+    assert_verifier_rejected(spec, "operator must be In, NotIn, Exists or DoesNotExist").await;
+}
+
+#[tokio::test]
+async fn rejects_verifier_with_in_and_no_values() {
+    let spec = "{secretName: keys, selector: {matchExpressions: [{key: a, operator: In}]}}";
+    assert_verifier_rejected(spec, "values must be non-empty for In and NotIn").await;
+}
+
+#[tokio::test]
+async fn rejects_verifier_with_a_bad_secret_name() {
+    let spec = "{secretName: Keys_1, selector: {}}";
+    assert_verifier_rejected(spec, "secretName must be a valid Secret name").await;
+}
+
+#[tokio::test]
+async fn rejects_changing_a_verifiers_secret_name() {
+    let ns = TestNs::new("e2e-v-rename").await;
+    let manifest = |secret: &str| {
+        format!(
+            "apiVersion: apitoken.dev/v1alpha1\nkind: ApiTokenVerifier\nmetadata: {{name: v}}\nspec: {{selector: {{}}, secretName: {secret}}}\n"
+        )
+    };
+    let (ok, out) = kubectl_apply(&ns.name, &manifest("first"));
+    assert!(ok, "{out}");
+    let (ok, out) = kubectl_apply(&ns.name, &manifest("second"));
+    assert!(!ok);
+    assert!(out.contains("secretName cannot be changed"), "{out}");
+    ns.delete_namespace().await;
 }
 
 #[tokio::test]

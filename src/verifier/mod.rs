@@ -1,0 +1,159 @@
+//! The ApiTokenVerifier controller: keeps a hash-only key set Secret exact for the ApiTokens a
+//! verifier selects. [`api`] the resource; [`keys`] which values a set holds (pure);
+//! [`digests`] learning the hashes; [`reconcile`] one reconcile; this module the wiring.
+//!
+//! It reacts to the ApiTokens themselves (labels, scopes, status, deletion), to its own key-set
+//! Secret (edited or deleted), and requeues at the next expiry or grace end: no polling.
+
+pub mod api;
+pub mod digests;
+pub mod keys;
+pub mod reconcile;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::PartialObjectMeta;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+
+use crate::api::{ApiToken, FIELD_MANAGER};
+use crate::controller::Failures;
+use crate::error::Error;
+use crate::leader::Leadership;
+use crate::metrics::Metrics;
+use crate::namespaces;
+use api::ApiTokenVerifier;
+use digests::DigestCache;
+
+pub struct Context {
+    pub client: Client,
+    pub recorder: Recorder,
+    /// Every ApiToken in the watched namespaces, with labels, spec and status.
+    pub tokens: Store<ApiToken>,
+    pub digests: DigestCache,
+    pub metrics: Arc<Metrics>,
+    /// Whether this replica may write; a standby does not reconcile.
+    pub leadership: Leadership,
+    failures: Failures<ApiTokenVerifier>,
+}
+
+/// Runs the verifier controller until SIGTERM or Ctrl-C, over `namespaces` (all when empty),
+/// with the operator's (fenced, counted) client.
+pub async fn run(
+    client: Client,
+    namespaces: Vec<String>,
+    instance: Option<String>,
+    leadership: Leadership,
+    metrics: Arc<Metrics>,
+) {
+    let (tokens_reader, tokens_writer) = reflector::store::<ApiToken>();
+    let (verifiers_reader, verifiers_writer) = reflector::store::<ApiTokenVerifier>();
+    let reporter = Reporter {
+        controller: FIELD_MANAGER.into(),
+        instance,
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        recorder: Recorder::new(client.clone(), reporter),
+        tokens: tokens_reader,
+        digests: DigestCache::default(),
+        metrics,
+        leadership: leadership.clone(),
+        failures: Failures::default(),
+    });
+
+    let config = || watcher::Config::default().any_semantic();
+    // One watcher per namespace (see crate::namespaces), each merged into one cache.
+    fn merged<K>(
+        client: &Client,
+        namespaces: &[String],
+        config: watcher::Config,
+    ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + use<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+            + Clone
+            + std::fmt::Debug
+            + serde::de::DeserializeOwned
+            + Send
+            + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        let sources = namespaces::apis::<K>(client, namespaces)
+            .into_iter()
+            .map(|(ns, api)| (ns, watcher(api, config.clone()).default_backoff()))
+            .collect();
+        namespaces::merged(sources)
+    }
+    let verifier_events = reflector::reflector(
+        verifiers_writer,
+        merged::<ApiTokenVerifier>(&client, &namespaces, config()),
+    )
+    .applied_objects();
+    // Any change of an ApiToken (labels, scopes, status, deletion) may change the key sets of
+    // the verifiers in its namespace; the reflector updates the store before the event arrives.
+    let token_events = reflector::reflector(
+        tokens_writer,
+        merged::<ApiToken>(&client, &namespaces, config()),
+    )
+    .touched_objects();
+    // Every Secret's metadata: our key sets (edited or deleted) and foreign ones of the same
+    // name, so a conflict clears as soon as the foreign Secret goes.
+    let secret_events =
+        merged::<PartialObjectMeta<Secret>>(&client, &namespaces, config()).touched_objects();
+    let (by_namespace, by_secret) = (verifiers_reader.clone(), verifiers_reader.clone());
+    Controller::for_stream(verifier_events, verifiers_reader)
+        .watches_stream(token_events, move |token| {
+            let ns = token.namespace();
+            by_namespace
+                .state()
+                .into_iter()
+                .filter(|v| v.namespace() == ns)
+                .map(|v| ObjectRef::from_obj(v.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        .watches_stream(secret_events, move |secret| {
+            let (ns, name) = (secret.namespace(), secret.name_any());
+            by_secret
+                .state()
+                .into_iter()
+                .filter(|v| v.namespace() == ns && v.spec.secret_name == name)
+                .map(|v| ObjectRef::from_obj(v.as_ref()))
+                .collect::<Vec<_>>()
+        })
+        // A standby skips reconciles; when it becomes the leader it takes up every verifier.
+        .reconcile_all_on(leadership.gained())
+        .shutdown_on_signal()
+        .run(reconcile_counted, error_policy, ctx)
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::debug!(namespace = obj.namespace.as_deref(), verifier = %obj.name, "reconciled"),
+                Err(error) => tracing::debug!(error = %error, "verifier reconcile stream"),
+            }
+        })
+        .await;
+    tracing::info!("verifier controller stopped");
+}
+
+async fn reconcile_counted(
+    verifier: Arc<ApiTokenVerifier>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
+    if !ctx.leadership.is_current() {
+        tracing::debug!(verifier = %verifier.name_any(), "standby: not reconciling");
+        return Ok(Action::await_change());
+    }
+    let key = ObjectRef::from_obj(verifier.as_ref());
+    let action = reconcile::reconcile(verifier, ctx.clone()).await?;
+    ctx.failures.clear(&key);
+    Ok(action)
+}
+
+fn error_policy(verifier: Arc<ApiTokenVerifier>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.reconcile_failed(error.category());
+    ctx.failures.retry(verifier.as_ref(), error)
+}
