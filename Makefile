@@ -3,7 +3,7 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test lint unit e2e cluster-up cluster-down cluster-build crds run demo
+.PHONY: test test-faults faults lint unit e2e cluster-up cluster-down cluster-build crds run demo
 
 ## test: format and lint checks, unit tests, then e2e tests against a fresh cluster of its own
 ## (.cluster-test/), always stopped after; `down` proves nothing is left on the host, and a second
@@ -13,9 +13,21 @@ test: lint unit
 	rc=0; { $(CLUSTER) up && $(MAKE) --no-print-directory e2e; } || rc=$$?; $(CLUSTER) down || rc=$$?; \
 	[[ $$rc != 0 ]] || { $(CLUSTER) up >/dev/null && $(CLUSTER) down; } || rc=$$?; exit $$rc
 
+## test-faults: the fault suite (tests/faults: crashes, API server and etcd outages, conflicts,
+## downtime) against a fresh control plane of its own (.cluster-faults/), always stopped after.
+## The outages stop parts of the cluster, so its tests run one at a time.
+test-faults:
+	export CLUSTER_DIR=$(CURDIR)/.cluster-faults KUBECONFIG=$(CURDIR)/.cluster-faults/kubeconfig CLUSTER_NODE=0; \
+	rc=0; { $(CLUSTER) up && $(MAKE) --no-print-directory faults; } || rc=$$?; $(CLUSTER) down || rc=$$?; exit $$rc
+
+## faults: the fault suite against the control plane that $$KUBECONFIG points at
+faults:
+	cargo test --locked --features failpoints --test faults -- --test-threads=1
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --all-targets --locked --features failpoints -- -D warnings
 
 unit:
 	cargo test --locked --lib --bins

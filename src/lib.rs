@@ -8,6 +8,7 @@ pub mod api;
 pub mod controller;
 pub mod cron;
 pub mod error;
+pub mod failpoint;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;

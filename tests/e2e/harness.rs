@@ -204,6 +204,8 @@ pub struct Operator {
     child: Option<Child>,
     pub log: PathBuf,
     namespace: String,
+    /// Extra environment for the next [`Operator::spawn`] (e.g. a failpoint).
+    pub env: Vec<(String, String)>,
 }
 
 impl Operator {
@@ -215,6 +217,7 @@ impl Operator {
             child: None,
             log,
             namespace: ns.name.clone(),
+            env: Vec::new(),
         };
         op.spawn();
         op
@@ -235,13 +238,28 @@ impl Operator {
                 "--log-format",
                 "json",
             ])
-            .env("RUST_LOG", "debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)
             .spawn()
             .expect("start operator");
         self.child = Some(child);
+    }
+
+    /// Waits until the process exits on its own (a failpoint), and returns how it exited.
+    #[allow(dead_code)] // used by tests/faults
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("operator running");
+        eventually("the operator to exit", timeout, || {
+            let exit = child.try_wait().unwrap();
+            async move { exit }
+        })
+        .await
     }
 
     /// Stops with SIGTERM, as Kubernetes would, and returns how the process exited (killed
@@ -339,10 +357,46 @@ pub fn kubectl_apply(namespace: &str, yaml: &str) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// A key of a Secret as a string.
+/// A key of a Secret as a string. Every value read is recorded (see [`issued_values`]) so the
+/// leak check at the end of a suite can look for it everywhere it must not be.
 pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     let bytes = secret.data.as_ref()?.get(key)?;
-    Some(String::from_utf8(bytes.0.clone()).expect("utf-8 secret value"))
+    let value = String::from_utf8(bytes.0.clone()).expect("utf-8 secret value");
+    record_value(&value);
+    Some(value)
+}
+
+/// Where the values tests saw are kept: one per line, under target/tmp, never in a log.
+pub fn issued_values_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("issued-values")
+}
+
+/// Values shorter than this are test fixtures (e.g. "x"), not issued tokens, and would match
+/// ordinary log text by chance.
+const MIN_RECORDED: usize = 16;
+
+fn record_value(value: &str) {
+    use std::io::Write;
+    if value.len() < MIN_RECORDED || value.contains('\n') {
+        return;
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(issued_values_file())
+    {
+        let _ = writeln!(file, "{value}");
+    }
+}
+
+/// Every value recorded by [`secret_value`] in this target dir, deduplicated.
+#[allow(dead_code)] // used by the leak checks
+pub fn issued_values() -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(issued_values_file())
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Waits until the ApiToken's status satisfies `check`, and returns it.
