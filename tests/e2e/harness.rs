@@ -206,6 +206,8 @@ pub struct Operator {
     namespace: String,
     /// Extra environment for the next [`Operator::spawn`] (e.g. a failpoint).
     pub env: Vec<(String, String)>,
+    /// Extra arguments to `run` for the next [`Operator::spawn`] (e.g. `--workers`).
+    pub args: Vec<String>,
 }
 
 impl Operator {
@@ -218,6 +220,7 @@ impl Operator {
             log,
             namespace: ns.name.clone(),
             env: Vec::new(),
+            args: Vec::new(),
         };
         op.spawn();
         op
@@ -238,6 +241,7 @@ impl Operator {
                 "--log-format",
                 "json",
             ])
+            .args(&self.args)
             .env(
                 "RUST_LOG",
                 std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "debug".into()),

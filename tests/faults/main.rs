@@ -6,5 +6,9 @@
 #[allow(dead_code)]
 mod harness;
 
+mod at_rest;
 mod common;
+mod conflicts;
 mod crash;
+mod downtime;
+mod outage;
