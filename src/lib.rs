@@ -9,6 +9,8 @@ pub mod controller;
 pub mod cron;
 pub mod error;
 pub mod failpoint;
+#[cfg(test)]
+mod fuzz;
 pub mod plan;
 pub mod policy;
 pub mod reconcile;
