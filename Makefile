@@ -3,7 +3,7 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test test-faults faults lint unit e2e cluster-up cluster-down cluster-build crds run demo
+.PHONY: test test-faults faults deny lint unit e2e cluster-up cluster-down cluster-build crds run demo
 
 ## test: format and lint checks, unit tests, then e2e tests against a fresh cluster of its own
 ## (.cluster-test/), always stopped after; `down` proves nothing is left on the host, and a second
@@ -22,7 +22,12 @@ test-faults:
 
 ## faults: the fault suite against the control plane that $$KUBECONFIG points at
 faults:
-	cargo test --locked --features failpoints --test faults -- --test-threads=1
+	E2E_RUST_LOG=$${E2E_RUST_LOG:-trace} cargo test --locked --features failpoints --test faults -- --test-threads=1
+	cargo test --locked --features failpoints --test faults leaks:: -- --ignored
+
+## deny: supply-chain checks that need no network (deny.toml); advisories: see README
+deny:
+	cargo deny --offline check bans licenses sources
 
 lint:
 	cargo fmt --all -- --check
@@ -33,8 +38,11 @@ unit:
 	cargo test --locked --lib --bins
 
 ## e2e: against the control plane that $$KUBECONFIG points at (make cluster-up)
+## The leak check (tests/e2e/leaks.rs) runs last, over everything the suite saw; the operator
+## logs at trace level so it covers every line the operator can write.
 e2e:
-	cargo test --locked --test e2e -- --test-threads=$${E2E_THREADS:-4}
+	E2E_RUST_LOG=$${E2E_RUST_LOG:-trace} cargo test --locked --test e2e -- --test-threads=$${E2E_THREADS:-4}
+	cargo test --locked --test e2e leaks:: -- --ignored
 
 cluster-build:
 	$(CLUSTER) build

@@ -11,4 +11,5 @@ mod common;
 mod conflicts;
 mod crash;
 mod downtime;
+mod leaks;
 mod outage;
