@@ -3,7 +3,7 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test lint unit chart-check e2e cluster-up cluster-down cluster-build crds run demo image image-import image-check
+.PHONY: test test-faults faults deny lint unit chart-check e2e cluster-up cluster-down cluster-build crds run demo image image-import image-check
 
 ## test: format and lint checks, unit tests, the chart checks and the image, then a fresh cluster of
 ## its own (.cluster-test/, with a node): the image imported into the node and run, the e2e tests,
@@ -15,9 +15,26 @@ test: lint unit chart-check image
 	$(CLUSTER) down || rc=$$?; \
 	[[ $$rc != 0 ]] || { $(CLUSTER) up >/dev/null && $(CLUSTER) down; } || rc=$$?; exit $$rc
 
+## test-faults: the fault suite (tests/faults: crashes, API server and etcd outages, conflicts,
+## downtime) against a fresh control plane of its own (.cluster-faults/), always stopped after.
+## The outages stop parts of the cluster, so its tests run one at a time.
+test-faults:
+	export CLUSTER_DIR=$(CURDIR)/.cluster-faults KUBECONFIG=$(CURDIR)/.cluster-faults/kubeconfig CLUSTER_NODE=0; \
+	rc=0; { $(CLUSTER) up && $(MAKE) --no-print-directory faults; } || rc=$$?; $(CLUSTER) down || rc=$$?; exit $$rc
+
+## faults: the fault suite against the control plane that $$KUBECONFIG points at
+faults:
+	E2E_RUST_LOG=$${E2E_RUST_LOG:-trace} cargo test --locked --features failpoints --test faults -- --test-threads=1
+	cargo test --locked --features failpoints --test faults leaks:: -- --ignored
+
+## deny: supply-chain checks that need no network (deny.toml); advisories: see README
+deny:
+	cargo deny --offline check bans licenses sources
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
+	cargo clippy --all-targets --locked --features failpoints -- -D warnings
 
 ## unit: unit tests and the Argo CD health check's tests (no cluster)
 unit:
@@ -29,9 +46,12 @@ chart-check:
 	tests/chart/check.sh
 
 ## e2e: against the control plane that $$KUBECONFIG points at (make cluster-up)
+## The leak check (tests/e2e/leaks.rs) runs last, over everything the suite saw; the operator
+## logs at trace level so it covers every line the operator can write.
 e2e:
-	cargo test --locked --test e2e -- --test-threads=$${E2E_THREADS:-4}
+	E2E_RUST_LOG=$${E2E_RUST_LOG:-trace} cargo test --locked --test e2e -- --test-threads=$${E2E_THREADS:-4}
 	cargo test --locked --test crd_removal
+	cargo test --locked --test e2e leaks:: -- --ignored
 
 cluster-build:
 	$(CLUSTER) build

@@ -205,12 +205,23 @@ impl std::fmt::Display for ErrorChain<'_> {
     }
 }
 
+/// One reconcile, bracketed by `reconcile start`/`reconcile end` debug lines: the fault suite
+/// counts reconciles in flight from them (never more than `--workers`).
 async fn reconcile(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
     if !ctx.leadership.is_current() {
         tracing::debug!(name = %cached.name_any(), "standby: not reconciling");
         return Ok(Action::await_change());
     }
     let _timer = ctx.metrics.time_reconcile();
+    let name = cached.name_any();
+    let ns = cached.namespace();
+    tracing::debug!(namespace = ns.as_deref(), name = %name, "reconcile start");
+    let result = reconcile_stored(cached, ctx.clone()).await;
+    tracing::debug!(namespace = ns.as_deref(), name = %name, ok = result.is_ok(), "reconcile end");
+    result
+}
+
+async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = cached.namespace().ok_or(Error::NoNamespace)?;
     let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from_obj(cached.as_ref());

@@ -10,6 +10,9 @@ pub mod app;
 pub mod controller;
 pub mod cron;
 pub mod error;
+pub mod failpoint;
+#[cfg(test)]
+mod fuzz;
 pub mod health;
 pub mod leader;
 pub mod metrics;

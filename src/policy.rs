@@ -52,6 +52,15 @@ pub fn parse_duration(field: &str, value: &str) -> Result<SignedDuration, Invali
             "{field}: {value:?} is not a duration such as 90s, 10m or 720h"
         ))
     };
+    // kube's parser panics on numbers too large for a Duration (found by src/fuzz.rs): no
+    // sensible duration has more than 12 digits in a row or 64 characters.
+    let huge = value.len() > 64
+        || value
+            .split(|c: char| !c.is_ascii_digit())
+            .any(|digits| digits.len() > 12);
+    if huge {
+        return Err(bad());
+    }
     let parsed = kube::core::Duration::from_str(value).map_err(|_| bad())?;
     if parsed.is_negative() {
         return Err(bad());

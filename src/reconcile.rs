@@ -253,6 +253,7 @@ impl Step<'_> {
             request,
         };
         let written = self.write(Some(&new), handed_over, &issue).await?;
+        crate::failpoint::hit(crate::failpoint::AFTER_SECRET_WRITE);
         let old_fingerprint = status.fingerprint.clone();
         status::record_issue(status, &issue, handed_over.map(token::Token::fingerprint));
         status.format = Some(policy.format.to_spec());

@@ -5,6 +5,8 @@
 #   cluster.sh up      build if needed, then start everything and write .cluster/kubeconfig
 #   cluster.sh down    stop exactly what `up` started, undo its host changes, prove nothing is left
 #   cluster.sh bin     print the directory holding the cached binaries
+#   cluster.sh stop-apiserver | start-apiserver | restart-etcd
+#                      fault injection (tests/e2e/faults): same ports, flags and data on restart
 #
 # By default `up` also runs a node (node.sh: containerd, kubelet, kube-proxy, kube-scheduler on a
 # network of its own), which needs root; CLUSTER_NODE=0 gives the control plane alone on loopback.
@@ -151,32 +153,45 @@ print_env() {
   [[ ! -f $state/containerd.address ]] || echo "export CONTAINERD_ADDRESS=$(cat "$state/containerd.address")"
 }
 
-cmd_up() {
-  if running; then
-    log "already running"
-    print_env
-    return 0
-  fi
-  [[ -d $state ]] && cmd_down
-  ! node_enabled || node_preflight
-  cmd_build
-  local bin images start_time=$SECONDS host=127.0.0.1
-  bin=$(bin_dir)
-  ! node_enabled || { images=$(node_images); host=$NODE_IP; }
-  mkdir -p "$state/logs" "$state/etcd"
-  gen_pki
-  ! node_enabled || node_network_up
-  local etcd_port peer_port api_port kcm_port
-  etcd_port=$(free_port) peer_port=$(free_port) api_port=$(free_port) kcm_port=$(free_port)
-  echo "$host:$api_port" >"$state/apiserver.address"
-  echo "$etcd_port $peer_port $api_port $kcm_port" >"$state/ports"
+# The cluster's ports and address, as `up` recorded them: a restart uses the very same ones.
+read_ports() {
+  read -r etcd_port peer_port api_port kcm_port <"$state/ports"
+  host=$(cut -d: -f1 "$state/apiserver.address")
+}
 
+start_etcd() {
+  local etcd_port peer_port api_port kcm_port host bin
+  read_ports
+  bin=$(bin_dir)
   start etcd "$bin/etcd" --name default --data-dir "$state/etcd" \
     --listen-client-urls "http://127.0.0.1:$etcd_port" --advertise-client-urls "http://127.0.0.1:$etcd_port" \
     --listen-peer-urls "http://127.0.0.1:$peer_port" --initial-advertise-peer-urls "http://127.0.0.1:$peer_port" \
     --initial-cluster "default=http://127.0.0.1:$peer_port" --unsafe-no-fsync --log-level warn
   wait_for etcd 30 curl -sf "http://127.0.0.1:$etcd_port/health"
+}
 
+# Secrets are encrypted at rest (aescbc, a key generated per cluster); `identity` last so
+# anything written before encryption was on still reads.
+write_encryption_config() {
+  cat >"$state/pki/encryption.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: EncryptionConfiguration
+resources:
+- resources: [secrets]
+  providers:
+  - aescbc:
+      keys:
+      - name: key1
+        secret: $(head -c 32 /dev/urandom | base64 -w0)
+  - identity: {}
+EOF
+  chmod 600 "$state/pki/encryption.yaml"
+}
+
+start_apiserver() {
+  local etcd_port peer_port api_port kcm_port host bin
+  read_ports
+  bin=$(bin_dir)
   local pki=$state/pki authz=(--authorization-mode RBAC)
   # shellcheck disable=SC2207
   ! node_enabled || authz=($(node_apiserver_flags))
@@ -191,12 +206,61 @@ cmd_up() {
     --service-account-issuer https://kubernetes.default.svc \
     --service-account-key-file "$pki/sa.pub" --service-account-signing-key-file "$pki/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
+    --encryption-provider-config "$pki/encryption.yaml" \
     --cert-dir "$pki/apiserver-generated" \
     --profiling=false
-  write_kubeconfig "$state/kubeconfig" admin "$pki/admin.crt" "$pki/admin.key"
-  write_kubeconfig "$state/operator.kubeconfig" apitoken-operator "$pki/operator.crt" "$pki/operator.key"
+}
+
+wait_apiserver() {
+  local etcd_port peer_port api_port kcm_port host pki=$state/pki
+  read_ports
   wait_for "kube-apiserver /readyz" 60 curl -sf --cacert "$pki/ca.crt" --cert "$pki/admin.crt" --key "$pki/admin.key" \
     "https://$host:$api_port/readyz"
+}
+
+# Fault injection for the faults suite: stop or restart one recorded process; it comes back with
+# the same ports, flags and data. Restarting etcd leaves the API server running on top of it.
+cmd_stop_apiserver() { running || die "not running"; stop_recorded kube-apiserver; log "kube-apiserver stopped"; }
+cmd_start_apiserver() {
+  ! alive kube-apiserver || die "kube-apiserver is running"
+  start_apiserver
+  wait_apiserver
+  log "kube-apiserver started"
+}
+cmd_restart_etcd() {
+  running || die "not running"
+  stop_recorded etcd
+  start_etcd
+  log "etcd restarted"
+}
+
+cmd_up() {
+  if running; then
+    log "already running"
+    print_env
+    return 0
+  fi
+  [[ -d $state ]] && cmd_down
+  ! node_enabled || node_preflight
+  cmd_build
+  local bin images start_time=$SECONDS host=127.0.0.1
+  bin=$(bin_dir)
+  ! node_enabled || { images=$(node_images); host=$NODE_IP; }
+  mkdir -p "$state/logs" "$state/etcd"
+  gen_pki
+  write_encryption_config
+  ! node_enabled || node_network_up
+  local etcd_port peer_port api_port kcm_port
+  etcd_port=$(free_port) peer_port=$(free_port) api_port=$(free_port) kcm_port=$(free_port)
+  echo "$host:$api_port" >"$state/apiserver.address"
+  echo "$etcd_port $peer_port $api_port $kcm_port" >"$state/ports"
+
+  start_etcd
+  local pki=$state/pki
+  start_apiserver
+  write_kubeconfig "$state/kubeconfig" admin "$pki/admin.crt" "$pki/admin.key"
+  write_kubeconfig "$state/operator.kubeconfig" apitoken-operator "$pki/operator.crt" "$pki/operator.key"
+  wait_apiserver
 
   local controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller,serviceaccount-token-controller,root-ca-certificate-publisher-controller
   # What Pods on a node need: workloads, endpoints for Services, node health and its taints.
@@ -273,5 +337,8 @@ case ${1:-} in
   down) cmd_down ;;
   bin) bin_dir ;;
   env) print_env ;;
-  *) die "usage: $0 build|up|down|bin|env" ;;
+  stop-apiserver) cmd_stop_apiserver ;;
+  start-apiserver) cmd_start_apiserver ;;
+  restart-etcd) cmd_restart_etcd ;;
+  *) die "usage: $0 build|up|down|bin|env|stop-apiserver|start-apiserver|restart-etcd" ;;
 esac

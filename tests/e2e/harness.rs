@@ -256,10 +256,52 @@ pub fn output_ok(command: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
-/// A key of a Secret as a string.
+/// A key of a Secret as a string. Every value read is recorded (see [`issued_values`]) so the
+/// leak check at the end of a suite can look for it everywhere it must not be.
 pub fn secret_value(secret: &Secret, key: &str) -> Option<String> {
     let bytes = secret.data.as_ref()?.get(key)?;
-    Some(String::from_utf8(bytes.0.clone()).expect("utf-8 secret value"))
+    let value = String::from_utf8(bytes.0.clone()).expect("utf-8 secret value");
+    if ISSUED_KEYS.contains(&key) {
+        record_value(&value);
+    }
+    Some(value)
+}
+
+/// The keys holding issued values (not `expires-at`, a time status shows too, nor keys of
+/// Secrets the operator did not create).
+const ISSUED_KEYS: [&str; 2] = ["token", "token.previous"];
+
+/// Where the values tests saw are kept: one per line, under target/tmp, never in a log.
+pub fn issued_values_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("issued-values")
+}
+
+/// Values shorter than this are test fixtures (e.g. "x"), not issued tokens, and would match
+/// ordinary log text by chance.
+const MIN_RECORDED: usize = 16;
+
+fn record_value(value: &str) {
+    use std::io::Write;
+    if value.len() < MIN_RECORDED || value.contains('\n') {
+        return;
+    }
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(issued_values_file())
+    {
+        let _ = writeln!(file, "{value}");
+    }
+}
+
+/// Every value recorded by [`secret_value`] in this target dir, deduplicated.
+#[allow(dead_code)] // used by the leak checks
+pub fn issued_values() -> std::collections::BTreeSet<String> {
+    std::fs::read_to_string(issued_values_file())
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Waits until the ApiToken's status satisfies `check`, and returns it.
@@ -324,4 +366,57 @@ impl TestNs {
         )
         .await;
     }
+}
+
+/// Security 7, run once after a whole suite (`make e2e`, `make faults`): no value any test read
+/// from a Secret ([`issued_values`]) appears, in clear or base64, in any operator log of this
+/// target dir, in any Event or in any ApiToken status still in the cluster.
+#[allow(dead_code)] // used by each suite's leak check
+pub async fn assert_no_value_leaked() {
+    use base64::Engine;
+    let values = issued_values();
+    assert!(!values.is_empty(), "the suite recorded the values it saw");
+    let client = client().await;
+    let mut haystacks: Vec<(String, String)> = Vec::new();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+    for entry in std::fs::read_dir(&dir).expect("operator logs").flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        haystacks.push((entry.path().display().to_string(), text));
+    }
+    let events: Api<Event> = Api::all(client.clone());
+    for e in events.list(&ListParams::default()).await.expect("events") {
+        let what = format!(
+            "Event {}/{}",
+            e.namespace().unwrap_or_default(),
+            e.name_any()
+        );
+        haystacks.push((what, serde_json::to_string(&e).unwrap()));
+    }
+    let tokens: Api<ApiToken> = Api::all(client);
+    for t in tokens.list(&ListParams::default()).await.expect("tokens") {
+        let what = format!(
+            "ApiToken {}/{}",
+            t.namespace().unwrap_or_default(),
+            t.name_any()
+        );
+        haystacks.push((what, serde_json::to_string(&t).unwrap()));
+    }
+    let logs = haystacks
+        .iter()
+        .filter(|(w, _)| w.ends_with(".log"))
+        .count();
+    for value in &values {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(value);
+        for (what, text) in &haystacks {
+            assert!(
+                !text.contains(value.as_str()) && !text.contains(&encoded),
+                "an issued value appears in {what}"
+            );
+        }
+    }
+    eprintln!(
+        "no leak: {} values checked against {} places ({logs} operator logs)",
+        values.len(),
+        haystacks.len()
+    );
 }

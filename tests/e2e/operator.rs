@@ -17,8 +17,10 @@ pub struct Operator {
     pub log: PathBuf,
     /// Its POD_NAME (Events' reportingInstance, the Lease holder's prefix) and log file name.
     pub name: String,
-    args: Vec<String>,
-    env: Vec<(String, String)>,
+    /// Arguments after `run` for the next [`Operator::spawn`] (e.g. `--workers`).
+    pub args: Vec<String>,
+    /// Extra environment for the next [`Operator::spawn`] (e.g. a failpoint).
+    pub env: Vec<(String, String)>,
     /// The operator binary: this build, or another release's (upgrade tests).
     pub bin: PathBuf,
     /// Where the current process's log starts.
@@ -92,7 +94,10 @@ impl Operator {
             command.args(["--metrics-addr", "127.0.0.1:0"]);
         }
         let child = command
-            .env("RUST_LOG", "debug")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "debug".into()),
+            )
             .env("POD_NAME", &self.name)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
@@ -123,6 +128,17 @@ impl Operator {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Waits until the process exits on its own (a failpoint), and returns how it exited.
+    #[allow(dead_code)] // used by tests/faults
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("operator running");
+        eventually("the operator to exit", timeout, || {
+            let exit = child.try_wait().unwrap();
+            async move { exit }
+        })
+        .await
     }
 
     /// Kills with SIGKILL: no cleanup, no Lease release (a crashed node or OOM kill).

@@ -44,6 +44,8 @@ pub fn operator_rules(secret_verbs: &[&str]) -> Vec<PolicyRule> {
         rule("apitoken.dev", &["apitokenverifiers/status"], &["patch"]),
         rule("", &["secrets"], secret_verbs),
         rule("events.k8s.io", &["events"], &["create", "patch"]),
+        // Its own namespace, read before re-creating a lost Secret (as the chart grants).
+        rule("", &["namespaces"], &["get"]),
     ]
 }
 

@@ -64,8 +64,11 @@ async fn two_selected_tokens_verify_and_nothing_else_does() {
     assert_eq!(verdict(&doc, &billing, &[]), Verdict::Unknown);
 
     // Status, the key-set Secret's shape, and no value anywhere in it.
-    let v = ns.verifiers().get("orders").await.unwrap();
-    let status = v.status.unwrap();
+    // Status is written after the key set: wait for it rather than racing it.
+    let status = eventually("the verifier's status", TIMEOUT, || async {
+        ns.verifiers().get("orders").await.ok()?.status
+    })
+    .await;
     assert_eq!((status.tokens, status.keys), (Some(2), Some(2)));
     assert_eq!(status.conditions[0].reason, "Synced");
     let secret = ns.secrets().get("orders-keys").await.unwrap();
