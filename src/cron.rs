@@ -115,6 +115,18 @@ mod tests {
         );
     }
 
+    /// Policies compare by the schedule as written: the same expression in another zone, or
+    /// another expression in the same zone, is a different schedule.
+    #[test]
+    fn schedules_are_equal_when_expression_and_zone_are() {
+        let parse = |expr, zone| CronSchedule::parse(expr, zone).unwrap();
+        let berlin = parse("0 3 * * *", Some("Europe/Berlin"));
+        assert_eq!(berlin, parse("0 3 * * *", Some("Europe/Berlin")));
+        assert_ne!(berlin, parse("0 3 * * *", Some("UTC")));
+        assert_ne!(berlin, parse("0 4 * * *", Some("Europe/Berlin")));
+        assert_eq!(parse("0 3 * * *", None), parse("0 3 * * *", Some("UTC")));
+    }
+
     #[test]
     fn rejects_bad_expressions_and_zones() {
         assert!(CronSchedule::parse("every sunday", None).is_err());

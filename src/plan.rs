@@ -4,7 +4,7 @@
 //! The reconciler gathers [`Observed`], calls [`plan`], applies the [`Plan`] and requeues at
 //! [`Plan::next_due`]. Nothing here talks to Kubernetes or reads the system clock.
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 
 use crate::api::{ApiTokenStatus, IssueReason};
 use crate::policy::Policy;
@@ -164,12 +164,13 @@ pub fn plan(policy: &Policy, observed: &Observed) -> Plan {
         .as_ref()
         .map(|p| p.valid_until.0)
         .filter(|&t| t > now);
-    // The value leaving now may serve as `token.previous` until the grace ends (never past its
-    // own expiry); reasons that distrust the old value pass `false`.
+    // The value leaving now may serve as `token.previous` until the grace ends, never past its
+    // own expiry: no grace, or an expired value, hands nothing over. Reasons that distrust the
+    // old value pass `false`.
     let hand_over = |keep: bool| {
         let until = now.checked_add(policy.grace).ok()?;
         let until = current.expires_at.map_or(until, |e| until.min(e));
-        (keep && policy.grace > SignedDuration::ZERO && !expired && until > now).then_some(until)
+        (keep && until > now).then_some(until)
     };
 
     let requested = observed

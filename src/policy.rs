@@ -263,6 +263,61 @@ mod tests {
         assert!(err.0.contains("rotation.every"), "{err}");
     }
 
+    /// The schema's limits, at and around each boundary, so a stored object that predates a
+    /// CRD rule gets the same answer from the operator as from `kubectl apply`.
+    #[test]
+    fn limits_hold_exactly_at_their_boundaries() {
+        let lifetime = |value: &str| spec(Some(value), Rotation::default());
+        let interval = |value: &str| {
+            spec(
+                None,
+                Rotation {
+                    every: Some(value.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        // expiresAfter 1h leaves renewal at most 59m before expiry, so it comes 1m after issue.
+        let renewal = |value: &str| {
+            spec(
+                Some("1h"),
+                Rotation {
+                    renew_before: Some(value.into()),
+                    ..Default::default()
+                },
+            )
+        };
+        let cases = [
+            (lifetime("59s"), Err("expiresAfter must be at least 1m")),
+            (
+                lifetime("59s999ms"),
+                Err("expiresAfter must be at least 1m"),
+            ),
+            (lifetime("1m"), Ok(())),
+            (lifetime("61s"), Ok(())),
+            (interval("59s"), Err("rotation.every must be at least 1m")),
+            (interval("1m"), Ok(())),
+            (renewal("58m"), Ok(())),
+            (renewal("59m"), Ok(())),
+            (
+                renewal("59m1s"),
+                Err("rotation.renewBefore must be at least 1m shorter than expiresAfter"),
+            ),
+            (
+                renewal("1h"),
+                Err("rotation.renewBefore must be at least 1m shorter than expiresAfter"),
+            ),
+            (
+                renewal("2h"),
+                Err("rotation.renewBefore must be at least 1m shorter than expiresAfter"),
+            ),
+        ];
+        for (spec, want) in cases {
+            let got = Policy::resolve(&spec).map(|_| ()).map_err(|e| e.0);
+            assert_eq!(got, want.map_err(str::to_owned), "{spec:?}");
+        }
+    }
+
     #[test]
     fn rejects_what_the_schema_would_have() {
         let every = |e: &str| {

@@ -65,6 +65,7 @@ impl Reason {
 /// besides telling the reader which Secret changed, it keeps the Recorder from folding two
 /// rotations into one Event series with the first one's note. Failing to record an Event never
 /// fails a reconcile: status and the audit log are the durable record.
+#[cfg_attr(any(), mutants::skip)] // only publishes event_for's Event; the e2e tests await them
 pub async fn event<K: Resource<DynamicType = ()>>(
     recorder: &Recorder,
     object: &K,
@@ -72,15 +73,20 @@ pub async fn event<K: Resource<DynamicType = ()>>(
     note: String,
     related: Option<&Secret>,
 ) {
-    let ev = Event {
+    let ev = event_for(reason, note, related);
+    if let Err(error) = recorder.publish(&ev, &object.object_ref(&())).await {
+        tracing::warn!(%error, reason = reason.as_str(), "failed to publish event");
+    }
+}
+
+/// The Event for `reason`: its word as reason and action, the note, and the Secret it concerns.
+fn event_for(reason: Reason, note: String, related: Option<&Secret>) -> Event {
+    Event {
         type_: reason.event_type(),
         reason: reason.as_str().into(),
         note: Some(note),
         action: reason.as_str().into(),
         secondary: related.map(|s| s.object_ref(&())),
-    };
-    if let Err(error) = recorder.publish(&ev, &object.object_ref(&())).await {
-        tracing::warn!(%error, reason = reason.as_str(), "failed to publish event");
     }
 }
 
@@ -146,6 +152,121 @@ mod tests {
             )),
             time: Some(Time(at.parse().unwrap())),
             ..Default::default()
+        }
+    }
+
+    const REASONS: [(Reason, &str, EventType); 9] = [
+        (Reason::Issued, "Issued", EventType::Normal),
+        (Reason::Rotated, "Rotated", EventType::Normal),
+        (Reason::Revoked, "Revoked", EventType::Normal),
+        (Reason::Retained, "Retained", EventType::Normal),
+        (Reason::Expired, "Expired", EventType::Warning),
+        (Reason::SecretConflict, "SecretConflict", EventType::Warning),
+        (Reason::InvalidSpec, "InvalidSpec", EventType::Warning),
+        (Reason::SecretLost, "SecretLost", EventType::Warning),
+        (Reason::Tampered, "Tampered", EventType::Warning),
+    ];
+
+    /// Users filter and alert on these words (`kubectl get events --field-selector reason=...`,
+    /// `type=Warning`): they are an interface. What needs attention is a Warning.
+    #[test]
+    fn events_carry_a_fixed_word_and_warn_about_what_needs_attention() {
+        for (reason, word, type_) in REASONS {
+            let ev = event_for(reason, format!("note for {word}"), None);
+            assert_eq!(ev.reason, word);
+            assert_eq!(ev.action, word);
+            assert_eq!(ev.type_, type_, "{word}");
+            assert_eq!(
+                ev.note.as_deref(),
+                Some(format!("note for {word}").as_str())
+            );
+            assert!(ev.secondary.is_none());
+        }
+    }
+
+    #[test]
+    fn an_event_names_the_secret_it_concerns() {
+        let mut secret = Secret::default();
+        secret.metadata.name = Some("billing-token".into());
+        secret.metadata.namespace = Some("payments".into());
+        secret.metadata.uid = Some("6c1d0a52-0000-4000-8000-000000000002".into());
+        let ev = event_for(Reason::Rotated, "rotated".into(), Some(&secret));
+        let related = ev.secondary.expect("a related object");
+        assert_eq!(
+            (
+                related.api_version.as_deref(),
+                related.kind.as_deref(),
+                related.namespace.as_deref(),
+                related.name.as_deref(),
+                related.uid.as_deref(),
+            ),
+            (
+                Some("v1"),
+                Some("Secret"),
+                Some("payments"),
+                Some("billing-token"),
+                Some("6c1d0a52-0000-4000-8000-000000000002"),
+            )
+        );
+    }
+
+    /// Collects what a subscriber writes, one JSON object per line.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn audit_is_one_json_line_on_the_audit_target() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        // As main.rs logs with --log-format json.
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .flatten_event(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            audit(&Audit {
+                action: "rotate",
+                namespace: "payments".into(),
+                name: "billing".into(),
+                revision: Some(7),
+                fingerprint: Some("sha256:1f3c9a0b7d2e".into()),
+                reason: "Requested",
+                actor: Some("kubectl-annotate".into()),
+            })
+        });
+        let out = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        let mut line: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let time = line["time"].take();
+        assert!(
+            time.as_str()
+                .is_some_and(|t| t.parse::<jiff::Timestamp>().is_ok()),
+            "{time}"
+        );
+        for (key, value) in [
+            ("target", serde_json::json!("audit")),
+            ("level", serde_json::json!("INFO")),
+            ("message", serde_json::json!("rotate")),
+            ("action", serde_json::json!("rotate")),
+            ("namespace", serde_json::json!("payments")),
+            ("name", serde_json::json!("billing")),
+            ("revision", serde_json::json!(7)),
+            ("fingerprint", serde_json::json!("sha256:1f3c9a0b7d2e")),
+            ("reason", serde_json::json!("Requested")),
+            ("actor", serde_json::json!("kubectl-annotate")),
+        ] {
+            assert_eq!(line[key], value, "{key} in {out}");
         }
     }
 

@@ -383,6 +383,86 @@ mod tests {
     }
 
     #[test]
+    fn ready_is_true_only_for_an_issued_value_and_names_its_reason() {
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        for (why, status, reason) in [
+            (Readiness::Issued, "True", "Issued"),
+            (Readiness::SecretConflict, "False", "SecretConflict"),
+            (Readiness::InvalidSpec, "False", "InvalidSpec"),
+            (Readiness::Expired, "False", "Expired"),
+        ] {
+            let mut s = ApiTokenStatus::default();
+            set_ready(&mut s, why, "why".into(), Some(7), t);
+            let condition = |type_: &str, status: &str| Condition {
+                type_: type_.into(),
+                status: status.into(),
+                reason: reason.into(),
+                message: "why".into(),
+                observed_generation: Some(7),
+                last_transition_time: Time(t),
+            };
+            let mut expected = vec![condition("Ready", status)];
+            // kstatus: only a change of the object can fix these, so they also stall.
+            if matches!(why, Readiness::SecretConflict | Readiness::InvalidSpec) {
+                expected.push(condition("Stalled", "True"));
+            }
+            assert_eq!(s.conditions, expected);
+            assert_eq!(s.observed_generation, Some(7));
+            assert_eq!(ready_reason(Some(&s)), Some(reason));
+        }
+        assert_eq!(ready_reason(None), None);
+        assert_eq!(ready_reason(Some(&ApiTokenStatus::default())), None);
+    }
+
+    #[test]
+    fn setting_ready_keeps_conditions_of_other_types() {
+        let t: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let other = Condition {
+            type_: "example.com/Audited".into(),
+            status: "True".into(),
+            reason: "Checked".into(),
+            message: String::new(),
+            observed_generation: Some(1),
+            last_transition_time: Time("2025-01-01T00:00:00Z".parse().unwrap()),
+        };
+        let mut s = ApiTokenStatus {
+            conditions: vec![other.clone()],
+            ..Default::default()
+        };
+        set_ready(&mut s, Readiness::Issued, "a".into(), Some(2), t);
+        set_ready(&mut s, Readiness::Expired, "b".into(), Some(2), t);
+        assert_eq!(s.conditions.len(), 2);
+        assert!(s.conditions.contains(&other), "{:?}", s.conditions);
+        assert_eq!(ready_reason(Some(&s)), Some("Expired"));
+    }
+
+    #[test]
+    fn expiry_retires_the_current_value_and_ends_any_grace() {
+        let mut s = ApiTokenStatus::default();
+        record_issue(&mut s, &issue(1, "2026-01-01T00:00:00Z"), None);
+        let second = IssueRecord {
+            previous_until: Some("2026-01-02T00:10:00Z".parse().unwrap()),
+            ..issue(2, "2026-01-02T00:00:00Z")
+        };
+        record_issue(&mut s, &second, Some("sha256:000000000001".into()));
+        assert!(s.previous.is_some());
+
+        let at: Timestamp = "2026-01-02T00:05:00Z".parse().unwrap();
+        record_expiry(&mut s, at);
+        let retired: Vec<_> = s.history.iter().map(|h| h.retired_at.clone()).collect();
+        let time = |t: &str| Some(Time(t.parse().unwrap()));
+        // The current value leaves at the expiry; the older one keeps its own retirement.
+        assert_eq!(
+            retired,
+            [time("2026-01-02T00:05:00Z"), time("2026-01-02T00:00:00Z")]
+        );
+        assert_eq!(s.previous, None);
+        // Status still names the value that expired.
+        assert_eq!(s.revision, Some(2));
+        assert_eq!(s.fingerprint.as_deref(), Some("sha256:000000000002"));
+    }
+
+    #[test]
     fn ready_transition_time_moves_only_on_status_change() {
         let mut s = ApiTokenStatus::default();
         let t1: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();

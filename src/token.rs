@@ -227,6 +227,31 @@ mod tests {
         }
     }
 
+    /// status.format records the format with every default spelled out. What earlier releases
+    /// recorded must keep comparing equal (or an upgrade would rotate every token once), and a
+    /// prefix must be recorded (or a change from one prefix to another would go unseen).
+    #[test]
+    fn recorded_format_spells_out_defaults_and_keeps_the_prefix() {
+        assert_eq!(
+            Format::default().to_spec(),
+            TokenFormat {
+                prefix: None,
+                length: Some(40),
+                alphabet: Some(Alphabet::Base62),
+                checksum: Some(true),
+            }
+        );
+        let custom = format(Alphabet::Hex, 64, false, "pay_");
+        let recorded = TokenFormat {
+            prefix: Some("pay_".into()),
+            length: Some(64),
+            alphabet: Some(Alphabet::Hex),
+            checksum: Some(false),
+        };
+        assert_eq!(custom.to_spec(), recorded);
+        assert_eq!(Format::from_spec(Some(&recorded)), custom);
+    }
+
     #[test]
     fn spec_lengths_are_clamped_to_safe_range() {
         let spec = |length| TokenFormat {

@@ -2,7 +2,7 @@
 //! (`Policy::resolve`), a status and an observed Secret by hand, and checks the whole [`Plan`].
 
 use super::*;
-use crate::api::{ApiTokenSpec, LastRotation, PreviousValue, Rotation, TokenFormat};
+use crate::api::{ApiTokenSpec, PreviousValue, Rotation, TokenFormat};
 use crate::token::fingerprint;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
@@ -63,19 +63,38 @@ fn grace(rotation: Rotation, period: &str) -> Rotation {
     }
 }
 
-/// Status of a healthy token: revision 1, value `fp_current()`, issued at `at` in the policy's format.
-fn issued(policy: &Policy, at: &str) -> ApiTokenStatus {
-    ApiTokenStatus {
-        revision: Some(1),
-        fingerprint: Some(fp_current()),
-        format: Some(policy.format.to_spec()),
-        issued_at: Some(Time(ts(at))),
-        last_rotation: Some(LastRotation {
-            time: Time(ts(at)),
-            reason: IssueReason::Created,
-        }),
-        ..Default::default()
+/// An issue of `revision` with value `fingerprint` at `at`.
+fn issue_of(revision: i64, fingerprint: String, at: &str, reason: IssueReason) -> IssueRecord {
+    IssueRecord {
+        revision,
+        fingerprint,
+        issued_at: ts(at),
+        reason,
+        previous_until: None,
+        request: None,
     }
+}
+
+/// Records `issue` the way the reconciler does after writing the Secret: `status::record_issue`
+/// (which opens the value's history entry and retires the one before), then the format.
+/// `handed_over`: the fingerprint of the value kept as `token.previous` until `previous_until`.
+fn record(
+    status: &mut ApiTokenStatus,
+    policy: &Policy,
+    issue: &IssueRecord,
+    handed_over: Option<String>,
+) {
+    crate::status::record_issue(status, issue, handed_over);
+    status.format = Some(policy.format.to_spec());
+}
+
+/// Status of a healthy token as the operator writes it: revision 1, value `fp_current()`,
+/// created at `at` in the policy's format, with its open history entry.
+fn issued(policy: &Policy, at: &str) -> ApiTokenStatus {
+    let mut status = ApiTokenStatus::default();
+    let created = issue_of(1, fp_current(), at, IssueReason::Created);
+    record(&mut status, policy, &created, None);
+    status
 }
 
 /// The Secret as the operator left it for `status`: its token and annotations agree with status.
@@ -194,6 +213,58 @@ fn status_without_revision_counts_as_no_status() {
         &observe(Some(&status), SecretState::Missing, "2026-11-22T10:00:00Z"),
     );
     assert_eq!(got.action, issue(IssueReason::Created, None));
+}
+
+#[test]
+fn status_with_a_revision_but_no_fingerprint_counts_as_no_status() {
+    // Nothing to compare the Secret with: issue as for a new ApiToken, not as a lost or
+    // tampered value.
+    let p = policy(None, every("1h"));
+    let status = ApiTokenStatus {
+        revision: Some(4),
+        ..Default::default()
+    };
+    let emptied = SecretState::Ours(OwnedSecret::default());
+    for secret in [SecretState::Missing, emptied] {
+        let got = plan(&p, &observe(Some(&status), secret, "2026-11-22T10:00:00Z"));
+        assert_eq!(
+            got,
+            expected(
+                issue(IssueReason::Created, None),
+                Some("2026-11-22T11:00:00Z"),
+                None,
+                Some("2026-11-22T11:00:00Z"),
+            )
+        );
+    }
+}
+
+#[test]
+fn a_token_as_the_operator_recorded_it_is_kept_on_every_reconcile() {
+    // The status the operator writes has an open history entry for the current value: that
+    // value is live, not retired, and reconciling it again never issues another.
+    let p = policy(None, every("1h"));
+    let status = issued(&p, "2026-11-22T10:00:00Z");
+    assert_eq!(
+        (status.history[0].revision, &status.history[0].retired_at),
+        (1, &None)
+    );
+    for now in [
+        "2026-11-22T10:00:00Z",
+        "2026-11-22T10:00:01Z",
+        "2026-11-22T10:59:59Z",
+    ] {
+        assert_eq!(
+            plan(&p, &observe(Some(&status), healthy(&status), now)),
+            expected(
+                keep(None),
+                Some("2026-11-22T11:00:00Z"),
+                None,
+                Some("2026-11-22T11:00:00Z"),
+            ),
+            "at {now}"
+        );
+    }
 }
 
 #[test]
@@ -319,6 +390,35 @@ fn format_change_is_spec_changed_and_hands_over_with_grace() {
             None,
             Some("2026-11-22T10:30:00Z"),
         )
+    );
+}
+
+#[test]
+fn changing_only_the_prefix_is_a_format_change() {
+    let prefixed = |prefix: &str| {
+        policy_of(ApiTokenSpec {
+            format: Some(TokenFormat {
+                prefix: Some(prefix.into()),
+                ..Default::default()
+            }),
+            rotation: Some(every("1h")),
+            ..Default::default()
+        })
+    };
+    let pay = prefixed("pay_");
+    let status = issued(&pay, "2026-11-22T10:00:00Z");
+    let at = "2026-11-22T10:20:00Z";
+    assert_eq!(
+        plan(&pay, &observe(Some(&status), healthy(&status), at)).action,
+        keep(None)
+    );
+    assert_eq!(
+        plan(
+            &prefixed("bill_"),
+            &observe(Some(&status), healthy(&status), at)
+        )
+        .action,
+        issue(IssueReason::SpecChanged, None)
     );
 }
 
@@ -631,14 +731,27 @@ fn renewal_after_expiry_hands_over_nothing() {
 
 /// Status right after a rotation at 11:00 with 10 minutes of grace for the old value.
 fn in_grace(p: &Policy) -> ApiTokenStatus {
-    ApiTokenStatus {
-        revision: Some(2),
-        previous: Some(PreviousValue {
+    let mut status = ApiTokenStatus::default();
+    let created = issue_of(1, fp_old(), "2026-11-22T10:00:00Z", IssueReason::Created);
+    record(&mut status, p, &created, None);
+    let rotated = IssueRecord {
+        previous_until: Some(ts("2026-11-22T11:10:00Z")),
+        ..issue_of(
+            2,
+            fp_current(),
+            "2026-11-22T11:00:00Z",
+            IssueReason::Schedule,
+        )
+    };
+    record(&mut status, p, &rotated, Some(fp_old()));
+    assert_eq!(
+        status.previous,
+        Some(PreviousValue {
             fingerprint: fp_old(),
             valid_until: Time(ts("2026-11-22T11:10:00Z")),
-        }),
-        ..issued(p, "2026-11-22T11:00:00Z")
-    }
+        })
+    );
+    status
 }
 
 #[test]
@@ -798,16 +911,13 @@ fn long_downtime_gives_exactly_one_catch_up_rotation() {
     );
 
     // Apply it as the controller does; planning again at the same instant finds nothing due.
-    let after = ApiTokenStatus {
-        revision: Some(2),
-        fingerprint: Some(fp_new()),
-        issued_at: Some(Time(ts(now))),
-        last_rotation: Some(LastRotation {
-            time: Time(ts(now)),
-            reason: IssueReason::Schedule,
-        }),
-        ..status.clone()
-    };
+    let mut after = status.clone();
+    record(
+        &mut after,
+        &p,
+        &issue_of(2, fp_new(), now, IssueReason::Schedule),
+        None,
+    );
     for later in [now, "2026-11-22T10:17:01Z", "2026-11-22T11:16:59Z"] {
         let again = plan(&p, &observe(Some(&after), healthy(&after), later));
         assert_eq!(again.action, keep(None), "at {later}");
@@ -1010,6 +1120,27 @@ fn recovery_after_the_grace_ended_wakes_at_the_next_rotation() {
 }
 
 #[test]
+fn recovery_exactly_at_the_end_of_the_grace_waits_for_the_next_rotation() {
+    // The annotated grace ends at 10:40: at 10:40 it is over, as in `keep_after_grace_end_drops_previous`.
+    let p = policy(None, grace(every("1h"), "10m"));
+    let status = issued(&p, "2026-11-22T10:00:00Z");
+    let at = |now| plan(&p, &observe(Some(&status), ahead(fp_new()), now));
+    assert_eq!(
+        at("2026-11-22T10:39:59Z").next_due,
+        Some(ts("2026-11-22T10:40:00Z"))
+    );
+    assert_eq!(
+        at("2026-11-22T10:40:00Z"),
+        expected(
+            Action::Recover(annotated_rev2()),
+            Some("2026-11-22T11:30:00Z"),
+            None,
+            Some("2026-11-22T11:30:00Z"),
+        )
+    );
+}
+
+#[test]
 fn secret_with_annotations_and_no_status_is_recovered() {
     let p = policy(None, every("1h"));
     let got = plan(&p, &observe(None, ahead(fp_new()), "2026-11-22T10:35:00Z"));
@@ -1031,10 +1162,14 @@ fn secret_ahead_with_an_edited_token_is_tampered_not_recovered() {
 fn secret_behind_status_is_tampered_not_recovered() {
     // E.g. restored from an old backup: annotations and token agree, but revision 2 < status 3.
     let p = policy(None, every("1h"));
-    let status = ApiTokenStatus {
-        revision: Some(3),
-        ..issued(&p, "2026-11-22T10:00:00Z")
-    };
+    let mut status = issued(&p, "2026-11-22T10:00:00Z");
+    for (revision, fingerprint, at) in [
+        (2, fp_new(), "2026-11-22T10:30:00Z"),
+        (3, fp_current(), "2026-11-22T10:31:00Z"),
+    ] {
+        let issue = issue_of(revision, fingerprint, at, IssueReason::Requested);
+        record(&mut status, &p, &issue, None);
+    }
     let got = plan(
         &p,
         &observe(Some(&status), ahead(fp_new()), "2026-11-22T10:35:00Z"),
@@ -1045,11 +1180,9 @@ fn secret_behind_status_is_tampered_not_recovered() {
 #[test]
 fn secret_at_the_same_revision_is_not_recovered() {
     let p = policy(None, every("1h"));
-    let status = ApiTokenStatus {
-        revision: Some(2),
-        fingerprint: Some(fp_new()),
-        ..issued(&p, "2026-11-22T10:30:00Z")
-    };
+    let mut status = issued(&p, "2026-11-22T10:00:00Z");
+    let second = issue_of(2, fp_new(), "2026-11-22T10:30:00Z", IssueReason::Requested);
+    record(&mut status, &p, &second, None);
     let got = plan(
         &p,
         &observe(Some(&status), ahead(fp_new()), "2026-11-22T10:35:00Z"),
@@ -1162,13 +1295,7 @@ fn lifting_autorenew_off_after_expiry_issues_a_value_as_spec_changed() {
         },
     );
     let mut status = issued(&one_shot, "2026-11-22T10:00:00Z");
-    status.history = vec![crate::api::HistoryEntry {
-        revision: 1,
-        fingerprint: fp_current(),
-        issued_at: Time(ts("2026-11-22T10:00:00Z")),
-        reason: IssueReason::Created,
-        retired_at: Some(Time(ts("2026-11-22T11:00:00Z"))),
-    }];
+    crate::status::record_expiry(&mut status, ts("2026-11-22T11:00:00Z"));
     let emptied = holding(&status, None);
     // Still expired and not renewed: stays expired, no Tampered.
     let got = plan(

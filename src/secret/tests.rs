@@ -400,6 +400,65 @@ fn reserved_keys_in_template_data_never_override_ours() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// shell_for: the first write of a new Secret
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn shell_is_an_empty_opaque_secret_named_for_the_apitoken_with_our_labels() {
+    let shell = shell_for(&owner(ApiTokenSpec {
+        secret_name: Some("billing-client-token".into()),
+        display_name: Some("Billing".into()),
+        ..Default::default()
+    }));
+    assert_eq!(shell.metadata.name.as_deref(), Some("billing-client-token"));
+    assert_eq!(shell.metadata.namespace.as_deref(), Some("payments"));
+    assert_eq!(shell.type_.as_deref(), Some("Opaque"));
+    assert_eq!(
+        shell.metadata.labels,
+        Some(map(&[
+            ("app.kubernetes.io/managed-by", "apitoken-operator"),
+            ("apitoken.dev/name", "billing"),
+        ]))
+    );
+    // No value and nothing server-side apply would have to take over or remove.
+    assert_eq!(shell.data, None);
+    assert_eq!(shell.metadata.annotations, None);
+}
+
+#[test]
+fn shell_is_controlled_by_the_apitoken_so_a_failed_follow_up_write_is_retried_not_a_conflict() {
+    // Without the ownerReference, a shell left behind by a failed apply would look foreign
+    // to the next reconcile: a permanent SecretConflict on the operator's own Secret.
+    let o = plain_owner();
+    let shell = shell_for(&o);
+    assert_eq!(
+        shell.metadata.owner_references,
+        Some(vec![owner_ref(UID, Some(true))])
+    );
+    assert!(is_ours(&shell, &o));
+    let observed = observe(Some(&shell), &o);
+    assert_eq!(observed, SecretState::Ours(OwnedSecret::default()));
+    let policy = crate::policy::Policy::resolve(&o.spec).unwrap();
+    let next = crate::plan::plan(
+        &policy,
+        &crate::plan::Observed {
+            status: None,
+            rotate_request: None,
+            invalidate_previous: false,
+            secret: observed,
+            now: ts("2026-11-22T10:00:00Z"),
+        },
+    );
+    assert_eq!(
+        next.action,
+        crate::plan::Action::Issue {
+            reason: IssueReason::Created,
+            previous_until: None
+        }
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // is_ours and observe
 // ---------------------------------------------------------------------------------------------
 
