@@ -29,6 +29,7 @@ faults:
 
 ## deny: supply-chain checks that need no network (deny.toml); advisories: see README
 deny:
+	cargo fetch --locked   # every platform's crates (e.g. notify's kqueue), so the check runs offline
 	cargo deny --offline check bans licenses sources
 
 lint:
