@@ -2,7 +2,7 @@
 # `make image-check`: proves the image `make image` saved runs as its config says, without a node:
 # unpacks target/image/apitoken-operator.tar and runs its entrypoint with runc as UID/GID 65532,
 # a read-only root filesystem, no capabilities and no_new_privs:
-#   - `--version` and `crd` (the CRD must equal crds/apitoken.yaml);
+#   - `--version` and `crd` (the CRDs must equal crds/apitoken.yaml and crds/apitokenverifier.yaml);
 #   - with $KUBECONFIG (a running cluster), a request to the API server over TLS (rustls, the
 #     kubeconfig's CA) that must come back as the server's own "not found", and the controller
 #     (`run`) started detached: /proc shows uid/gid 65532, no capabilities, no_new_privs and a
@@ -85,7 +85,9 @@ version=$(run version --version) || die "--version did not run"
 log "runs as 65532 on a read-only root: $version"
 [[ $version == apitoken-operator\ * ]] || die "unexpected --version output: $version"
 run crd crd >"$work/crd.yaml" || die "crd did not run"
-cmp -s "$work/crd.yaml" "$repo/crds/apitoken.yaml" || die "the image's CRD differs from crds/apitoken.yaml"
+# `crd` prints both CRDs as one YAML stream, in this order.
+{ cat "$repo/crds/apitoken.yaml"; echo ---; cat "$repo/crds/apitokenverifier.yaml"; } >"$work/crds.yaml"
+cmp -s "$work/crd.yaml" "$work/crds.yaml" || die "the image's CRDs differ from crds/"
 
 if [[ -n ${KUBECONFIG:-} && -f $KUBECONFIG ]]; then
   # The CRD, as the chart installs it with the operator; a copy of the kubeconfig the
