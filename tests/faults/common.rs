@@ -51,6 +51,15 @@ pub fn max_in_flight(op: &Operator, offset: usize) -> usize {
     max
 }
 
+/// Reconciles that ended without an error after `offset`.
+pub fn succeeded(op: &Operator, offset: usize) -> usize {
+    op.logs_since(offset)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "reconcile end" && v["ok"] == true)
+        .count()
+}
+
 /// Lines of each kind (`reconcile start`, `rotated`-style audit, warnings ...) after `offset`.
 pub fn count_messages(op: &Operator, offset: usize, message: &str) -> usize {
     op.logs_since(offset)

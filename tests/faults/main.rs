@@ -14,5 +14,6 @@ mod common;
 mod conflicts;
 mod crash;
 mod downtime;
+mod failover;
 mod leaks;
 mod outage;
