@@ -310,9 +310,13 @@ pub struct ApiTokenStatus {
     /// `sha256:` and the first 12 hex digits of the SHA-256 of the current value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
-    /// The format the current value was issued with, to notice format changes.
+    /// The format the current value was issued with, every default spelled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<TokenFormat>,
+    /// `spec.format` as it was written when the current value was issued (no defaults applied):
+    /// a format change is a change to these fields, never a default that a new release changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_format: Option<TokenFormat>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issued_at: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -140,7 +140,7 @@ proptest! {
         };
         let mut st = ApiTokenStatus::default();
         status::record_issue(&mut st, &issue, None);
-        st.format = Some(policy.format.to_spec());
+        policy.record_format(&mut st);
         let secret = SecretState::Ours(OwnedSecret {
             token_fingerprint: Some(fingerprint),
             previous_fingerprint: None,

@@ -176,7 +176,7 @@ pub fn plan(policy: &Policy, observed: &Observed) -> Plan {
     let requested = observed
         .rotate_request
         .is_some_and(|r| status.last_rotate_request.as_deref() != Some(r));
-    let format_changed = status.format.as_ref() != Some(&policy.format.to_spec());
+    let format_changed = policy.format_changed(status);
     let token_in_secret = owned.and_then(|o| o.token_fingerprint.as_deref());
     // After an expiry without renewal the Secret holds no value on purpose.
     let retired = status

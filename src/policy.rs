@@ -8,8 +8,10 @@ use std::str::FromStr;
 
 use jiff::{SignedDuration, Timestamp};
 
-use crate::api::{ApiTokenSpec, Rotation};
+use crate::api::{ApiTokenSpec, Rotation, TokenFormat};
 use crate::token::Format;
+
+mod format;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -35,6 +37,8 @@ impl Schedule {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     pub format: Format,
+    /// `spec.format` as written, without defaults (recorded in status; see [`Policy::format_changed`]).
+    pub requested_format: TokenFormat,
     pub expires_after: Option<SignedDuration>,
     pub schedule: Option<Schedule>,
     /// How long before expiry a value is renewed; set whenever `expires_after` is.
@@ -109,6 +113,7 @@ impl Policy {
         });
         let policy = Self {
             format: Format::from_spec(spec.format.as_ref()),
+            requested_format: spec.format.clone().unwrap_or_default(),
             expires_after: lifetime.map(whole_seconds),
             schedule,
             renew_before: renew_before.map(whole_seconds),

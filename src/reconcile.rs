@@ -20,6 +20,7 @@ use crate::policy::Policy;
 use crate::progress;
 use crate::release;
 use crate::report::{self, Audit, Reason};
+use crate::restore;
 use crate::rollout;
 use crate::secret::{self, Desired};
 use crate::status::{self, Readiness};
@@ -50,6 +51,9 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    if let Some(until) = restore::awaiting_secret(token, observed_secret.is_some(), now) {
+        return restore::wait(token, ctx, status, until, now).await;
+    }
     // Ours, or ours before a restore or a Retain re-create: see `adopt` for the trust model.
     let trusted = adopt::trusted(observed_secret.as_ref(), token, &policy.format);
     let adopting = matches!(trusted, Ok(Some(s)) if !secret::is_ours(s, token));
@@ -256,7 +260,7 @@ impl Step<'_> {
         crate::failpoint::hit(crate::failpoint::AFTER_SECRET_WRITE);
         let old_fingerprint = status.fingerprint.clone();
         status::record_issue(status, &issue, handed_over.map(token::Token::fingerprint));
-        status.format = Some(policy.format.to_spec());
+        policy.record_format(status);
         let (reason, note, audit) = issue_report(self.token, &issue, old_fingerprint.as_deref());
         Ok(Report {
             reason,
@@ -281,7 +285,7 @@ impl Step<'_> {
         let written = self.write(values.current.as_ref(), previous, issue).await?;
         let old_fingerprint = status.fingerprint.clone();
         status::record_issue(status, issue, previous.map(token::Token::fingerprint));
-        status.format = Some(policy.format.to_spec());
+        policy.record_format(status);
         tracing::info!(name = %self.token.name_any(), revision = issue.revision, "recovered status from the Secret");
         // The lost status write also lost this issue's Event and audit line: report it now.
         let (reason, note, audit) = issue_report(self.token, issue, old_fingerprint.as_deref());

@@ -33,18 +33,34 @@ impl Default for Format {
 }
 
 impl Format {
-    /// Applies defaults. The schema already bounds `length`; clamping keeps a value written before
-    /// the CRD was installed from ever yielding a short token.
-    pub fn from_spec(spec: Option<&TokenFormat>) -> Self {
-        let spec = spec.cloned().unwrap_or_default();
-        let length = spec
-            .length
-            .map_or(DEFAULT_LENGTH, |l| usize::try_from(l).unwrap_or(MIN_LENGTH));
+    /// The defaults of every release that recorded no `status.requestedFormat` (0.1): statuses
+    /// they wrote are read against these. Never change them, even when [`Format::default`] does.
+    pub fn recorded_defaults() -> Self {
         Self {
-            prefix: spec.prefix.unwrap_or_default(),
+            prefix: String::new(),
+            length: 40,
+            alphabet: Alphabet::Base62,
+            checksum: true,
+        }
+    }
+
+    /// Applies today's defaults (see [`Format::with_defaults`]).
+    pub fn from_spec(spec: Option<&TokenFormat>) -> Self {
+        Self::with_defaults(spec.cloned().unwrap_or_default(), &Self::default())
+    }
+
+    /// The fields `spec` leaves out taken from `defaults`. The schema already bounds `length`;
+    /// clamping keeps a value written before the CRD was installed from ever yielding a short
+    /// token.
+    pub fn with_defaults(spec: TokenFormat, defaults: &Format) -> Self {
+        let length = spec.length.map_or(defaults.length, |l| {
+            usize::try_from(l).unwrap_or(MIN_LENGTH)
+        });
+        Self {
+            prefix: spec.prefix.unwrap_or_else(|| defaults.prefix.clone()),
             length: length.clamp(MIN_LENGTH, MAX_LENGTH),
-            alphabet: spec.alphabet.unwrap_or_default(),
-            checksum: spec.checksum.unwrap_or(true),
+            alphabet: spec.alphabet.unwrap_or(defaults.alphabet),
+            checksum: spec.checksum.unwrap_or(defaults.checksum),
         }
     }
 

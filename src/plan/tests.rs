@@ -85,7 +85,7 @@ fn record(
     handed_over: Option<String>,
 ) {
     crate::status::record_issue(status, issue, handed_over);
-    status.format = Some(policy.format.to_spec());
+    policy.record_format(status);
 }
 
 /// Status of a healthy token as the operator writes it: revision 1, value `fp_current()`,
@@ -441,6 +441,25 @@ fn spelling_out_the_default_format_is_not_a_change() {
         &observe(Some(&status), healthy(&status), "2026-11-22T10:20:00Z"),
     );
     assert_eq!(got.action, keep(None));
+}
+
+/// A release that changes a default (here the length) must not rotate a value whose spec leaves
+/// the length out; the next scheduled rotation uses the new default.
+#[test]
+fn a_default_changed_by_a_new_release_rotates_nothing() {
+    let issued_by_this_release = policy(None, every("1h"));
+    let status = issued(&issued_by_this_release, "2026-11-22T10:00:00Z");
+    let mut next_release = policy(None, every("1h"));
+    next_release.format.length = 48;
+    let got = plan(
+        &next_release,
+        &observe(Some(&status), healthy(&status), "2026-11-22T10:20:00Z"),
+    );
+    assert_eq!(got.action, keep(None));
+    assert_eq!(
+        got.next_rotation.map(|t| t.to_string()).as_deref(),
+        Some("2026-11-22T11:00:00Z")
+    );
 }
 
 #[test]
