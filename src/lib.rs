@@ -24,6 +24,7 @@ pub mod proxy;
 pub mod reconcile;
 pub mod release;
 pub mod report;
+pub mod restore;
 pub mod rollout;
 pub mod rotate;
 pub mod secret;

@@ -294,6 +294,22 @@ fn record_value(value: &str) {
     }
 }
 
+/// Keeps `text` (a metrics scrape, a key-set Secret) in `e2e-logs/<file>` for the suite-wide leak
+/// check, which searches every file there: the objects are gone with their namespaces by then.
+#[allow(dead_code)] // not every suite scrapes
+pub fn keep_for_leak_check(file: &str, text: &str) {
+    use std::io::Write;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(file))
+    {
+        let _ = writeln!(f, "{text}");
+    }
+}
+
 /// Every value recorded by [`secret_value`] in this target dir, deduplicated.
 #[allow(dead_code)] // used by the leak checks
 pub fn issued_values() -> std::collections::BTreeSet<String> {
@@ -323,12 +339,17 @@ where
 }
 
 pub fn ready(t: &ApiToken) -> Option<(&str, &str)> {
+    condition(t, "Ready")
+}
+
+/// The (status, reason) of the condition of type `kind`.
+pub fn condition<'a>(t: &'a ApiToken, kind: &str) -> Option<(&'a str, &'a str)> {
     let c = t
         .status
         .as_ref()?
         .conditions
         .iter()
-        .find(|c| c.type_ == "Ready")?;
+        .find(|c| c.type_ == kind)?;
     Some((c.status.as_str(), c.reason.as_str()))
 }
 
@@ -370,7 +391,8 @@ impl TestNs {
 
 /// Security 7, run once after a whole suite (`make e2e`, `make faults`): no value any test read
 /// from a Secret ([`issued_values`]) appears, in clear or base64, in any operator log of this
-/// target dir, in any Event or in any ApiToken status still in the cluster.
+/// target dir (with the metrics scrapes, proxy logs and key-set Secrets the tests saw, see
+/// [`keep_for_leak_check`]), in any Event, ApiToken or key-set Secret still in the cluster.
 #[allow(dead_code)] // used by each suite's leak check
 pub async fn assert_no_value_leaked() {
     use base64::Engine;
@@ -391,6 +413,16 @@ pub async fn assert_no_value_leaked() {
             e.name_any()
         );
         haystacks.push((what, serde_json::to_string(&e).unwrap()));
+    }
+    let keysets: Api<Secret> = Api::all(client.clone());
+    let verifier_sets = ListParams::default().labels("apitoken.dev/verifier");
+    for s in keysets.list(&verifier_sets).await.expect("key-set Secrets") {
+        let what = format!(
+            "Secret {}/{}",
+            s.namespace().unwrap_or_default(),
+            s.name_any()
+        );
+        haystacks.push((what, serde_json::to_string(&s).unwrap()));
     }
     let tokens: Api<ApiToken> = Api::all(client);
     for t in tokens.list(&ListParams::default()).await.expect("tokens") {

@@ -13,9 +13,9 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-const PLAIN: &str = include_str!("../../examples/minimal.yaml");
+pub const PLAIN: &str = include_str!("../../examples/minimal.yaml");
 const TEMPLATED: &str = include_str!("../../examples/key-auth-gateway.yaml");
-const ROTATING: &str = r#"
+pub const ROTATING: &str = r#"
 apiVersion: apitoken.dev/v1alpha1
 kind: ApiToken
 metadata:
@@ -25,7 +25,7 @@ spec:
 "#;
 
 /// `kubectl get -o json` of `kinds`, stripped as Velero strips what a restore cannot keep.
-fn export(ns: &str, kinds: &str) -> Value {
+pub fn export(ns: &str, kinds: &str) -> Value {
     let out = kubectl()
         .args(["get", kinds, "-n", ns, "-o", "json"])
         .output()
@@ -55,7 +55,7 @@ fn export(ns: &str, kinds: &str) -> Value {
 }
 
 /// `kubectl create -f -` of a list as exported.
-fn restore(ns: &str, list: &Value) {
+pub fn restore(ns: &str, list: &Value) {
     use std::io::Write;
     let mut child = kubectl()
         .args(["create", "-n", ns, "-f", "-"])
@@ -75,7 +75,7 @@ fn restore(ns: &str, list: &Value) {
 }
 
 /// Deletes the namespace, waits until it is gone (at most 60 s) and creates it again.
-async fn recreate_namespace(ns: &TestNs) {
+pub async fn recreate_namespace(ns: &TestNs) {
     let namespaces: Api<Namespace> = Api::all(ns.client.clone());
     namespaces
         .delete(&ns.name, &DeleteParams::default())
@@ -103,13 +103,13 @@ async fn recreate_namespace(ns: &TestNs) {
         .unwrap();
 }
 
-struct Before {
-    token: ApiToken,
-    value: String,
-    previous: Option<String>,
+pub struct Before {
+    pub token: ApiToken,
+    pub value: String,
+    pub previous: Option<String>,
 }
 
-async fn ready_before(ns: &TestNs, name: &str) -> Before {
+pub async fn ready_before(ns: &TestNs, name: &str) -> Before {
     let token = wait_status(ns, name, "Ready=True", TIMEOUT, |t| {
         ready(t) == Some(("True", "Issued"))
     })
