@@ -4,8 +4,8 @@
 //! transition fires at the first valid instant after it; a repeated hour fires once.
 
 use croner::{Cron, parser::CronParser, parser::Seconds};
-use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::policy::InvalidSpec;
 
@@ -41,12 +41,24 @@ impl CronSchedule {
                 "rotation.timeZone {zone_name:?} is not an IANA time zone"
             ))
         })?;
-        Ok(Self {
+        let schedule = Self {
             expression: expression.to_owned(),
             zone_name,
             cron,
             zone,
-        })
+        };
+        // Five fields repeat at least every four years (29 February), so one that does not fire
+        // in the eight years after any instant never fires (30 February, 31 April ...).
+        let reference = Timestamp::UNIX_EPOCH;
+        let fires = schedule.next_after(reference).is_some_and(|t| {
+            t.duration_since(reference) < SignedDuration::from_hours(8 * 366 * 24)
+        });
+        if !fires {
+            return Err(InvalidSpec(format!(
+                "rotation.schedule {expression:?} never fires (no such date)"
+            )));
+        }
+        Ok(schedule)
     }
 
     /// The first time the schedule fires strictly after `after`.
@@ -65,6 +77,26 @@ mod tests {
 
     fn ts(s: &str) -> Timestamp {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_schedule_that_never_fires_is_invalid() {
+        for never in ["0 0 30 2 *", "0 0 31 4 *", "0 0 31 11 *", "15 3 30,31 2 *"] {
+            let err = CronSchedule::parse(never, None).unwrap_err();
+            assert_eq!(
+                err.0,
+                format!("rotation.schedule {never:?} never fires (no such date)")
+            );
+        }
+        // Rare but real: once in four years, and the last day of a month that has it.
+        for rare in ["0 0 29 2 *", "0 0 31 1,4 *"] {
+            assert!(CronSchedule::parse(rare, None).is_ok(), "{rare}");
+        }
+        let leap = CronSchedule::parse("0 0 29 2 *", Some("Europe/Berlin")).unwrap();
+        assert_eq!(
+            leap.next_after(ts("2026-11-22T00:00:00Z")),
+            Some(ts("2028-02-28T23:00:00Z"))
+        );
     }
 
     #[test]

@@ -94,6 +94,8 @@ impl TestNs {
 }
 
 pub fn keyset_document(secret: &Secret) -> Option<Document> {
+    let name = format!("{}.keysets", secret.namespace().unwrap_or_default());
+    keep_for_leak_check(&name, &serde_json::to_string(secret).unwrap());
     let bytes = secret.data.as_ref()?.get(KEYSET_FILE)?;
     Some(Document::parse(&bytes.0).expect("the key set is valid JSON"))
 }
@@ -176,7 +178,10 @@ impl Proxy {
                 "127.0.0.1:0",
             ])
             .args(args)
-            .env("RUST_LOG", "info")
+            .env(
+                "RUST_LOG",
+                std::env::var("E2E_RUST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .env_remove("POD_NAMESPACE")
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&access_log).unwrap())

@@ -2,6 +2,7 @@
 mod apitoken;
 #[path = "../argocd/lua.rs"]
 mod argocd_lua;
+mod boundaries;
 mod chart;
 mod cluster;
 mod deputy;
@@ -18,6 +19,7 @@ mod operator;
 mod proxy;
 mod rbac;
 mod restore;
+mod restore_order;
 mod rollout;
 mod rotation;
 mod teardown;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::harness::{TIMEOUT, TestNs, eventually};
+use crate::harness::{TIMEOUT, TestNs, eventually, keep_for_leak_check};
 
 /// The operator binary as a child process, logging JSON at debug level to a file and serving
 /// metrics on a free loopback port (read from its "serving metrics" log line).
@@ -243,6 +243,7 @@ impl Operator {
     pub async fn scrape(&self) -> Scrape {
         let (code, text) = self.http_get("/metrics").await;
         assert_eq!(code, 200, "{text}");
+        keep_for_leak_check(&format!("{}.metrics", self.name), &text);
         Scrape::parse(&text)
     }
 }

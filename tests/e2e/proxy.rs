@@ -144,6 +144,7 @@ async fn the_proxy_answers_401_and_403_itself_and_forwards_the_identity() {
             .any(|l| l["result"] == "missing" && l["path"] == "/orders")
     );
     let (_, _, metrics) = http.get(proxy.metrics, "/metrics", &[]).await;
+    keep_for_leak_check(&format!("{}.proxy.metrics", ns.name), &metrics);
     let key = format!(
         r#"apitoken_verifications_total{{namespace="{}",name="reader",result="valid"}}"#,
         ns.name

@@ -157,6 +157,8 @@ async fn operator_only_checks_give_invalid_spec_without_a_retry_loop() {
             "{schedule: '0 3 * * *', timeZone: Mars/Olympus}",
             "is not an IANA time zone",
         ),
+        // Parses, but 30 February never comes: no rotation would ever happen.
+        ("never-cron", "{schedule: '0 0 30 2 *'}", "never fires"),
     ] {
         let yaml = format!(
             "apiVersion: apitoken.dev/v1alpha1\nkind: ApiToken\nmetadata: {{name: {name}}}\nspec: {{rotation: {rotation}}}\n"
@@ -184,6 +186,7 @@ async fn operator_only_checks_give_invalid_spec_without_a_retry_loop() {
             (
                 api.get("bad-cron").await.unwrap().resource_version(),
                 api.get("bad-zone").await.unwrap().resource_version(),
+                api.get("never-cron").await.unwrap().resource_version(),
             )
         }
     };
@@ -196,7 +199,7 @@ async fn operator_only_checks_give_invalid_spec_without_a_retry_loop() {
         !later.contains("\"reconciled\"") && !later.contains("reconcile failed"),
         "no retry loop:\n{later}"
     );
-    for name in ["bad-cron", "bad-zone"] {
+    for name in ["bad-cron", "bad-zone", "never-cron"] {
         let warning = ns.single_event(name, "InvalidSpec").await;
         assert_eq!(warning.type_.as_deref(), Some("Warning"));
     }
