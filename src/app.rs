@@ -36,6 +36,28 @@ pub struct ElectionOptions {
     pub lease_duration: Duration,
 }
 
+/// The longest a graceful shutdown may take once the caches synced: in-flight reconciles finish
+/// in well under a second; Kubernetes kills the Pod after 30 s anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Resolves when a graceful shutdown (SIGTERM, Ctrl-C) will not finish by itself: at once when
+/// the ApiToken caches never synced (kube's controller holds its runner until its store is ready,
+/// so with the CRD missing it would never stop; no reconcile ran), else after [`SHUTDOWN_GRACE`].
+async fn stuck_shutdown(readiness: Readiness) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    if readiness.is_ready() {
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+        tracing::warn!(grace = ?SHUTDOWN_GRACE, "graceful shutdown did not finish in time; stopping");
+    } else {
+        tracing::info!("stopping before the caches synced (is the CRD installed?)");
+    }
+}
+
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let config = kube::Config::infer().await?;
     let election = options.election.map(|e| Election {
@@ -106,9 +128,19 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         leadership.clone(),
         metrics.clone(),
     );
-    let tokens = controller::run(client, settings, writer, readiness, metrics, leadership);
+    let tokens = controller::run(
+        client,
+        settings,
+        writer,
+        readiness.clone(),
+        metrics,
+        leadership,
+    );
     let controllers = async {
-        tokio::join!(tokens, verifiers);
+        tokio::select! {
+            _ = async { tokio::join!(tokens, verifiers) } => {}
+            () = stuck_shutdown(readiness) => {}
+        }
     };
     match elector.as_mut() {
         None => controllers.await,

@@ -96,6 +96,25 @@ async fn deleting_the_crd_completes_and_honours_each_deletion_policy() {
         actions.contains(&"revoke") && actions.contains(&"retain"),
         "{actions:?}"
     );
-    drop(op);
+    // SIGTERM stops the operator gracefully with the CRD gone, and also one that started without
+    // it (its caches never sync, which kube's controller alone would wait for forever).
+    let mut op = op;
+    let exit = op.stop().expect("it was running");
+    assert!(exit.success(), "stopped after the CRD went: {exit}");
+    let mut late = Operator::launch(
+        &format!("{}-late", ns.name),
+        &["--namespace", &ns.name],
+        &[],
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = std::time::Instant::now();
+    let exit = late.stop().expect("it was running");
+    assert!(exit.success(), "stopped without the CRD: {exit}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        asked.elapsed()
+    );
+    assert!(late.logs().contains("stopping before the caches synced"));
     ns.delete_namespace().await;
 }
