@@ -3,7 +3,7 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test test-faults faults deny lint unit chart-check e2e mutants cluster-up cluster-down cluster-build crds run demo image image-import image-check
+.PHONY: test test-faults faults deny lint unit chart-check chart-uninstall-check e2e mutants cluster-up cluster-down cluster-build crds run demo image image-import image-check
 
 ## test: format and lint checks, unit tests, the chart checks and the image, then a fresh cluster of
 ## its own (.cluster-test/, with a node): the image imported into the node and run, the e2e tests,
@@ -13,7 +13,13 @@ test: lint unit chart-check image
 	export CLUSTER_DIR=$(CURDIR)/.cluster-test KUBECONFIG=$(CURDIR)/.cluster-test/kubeconfig; \
 	rc=0; { $(CLUSTER) up && eval "$$($(CLUSTER) env)" && $(MAKE) --no-print-directory image-import image-check e2e; } || rc=$$?; \
 	$(CLUSTER) down || rc=$$?; \
-	[[ $$rc != 0 ]] || { $(CLUSTER) up >/dev/null && $(CLUSTER) down; } || rc=$$?; exit $$rc
+	[[ $$rc != 0 ]] || { $(CLUSTER) up >/dev/null && $(CLUSTER) down; } || rc=$$?; \
+	[[ $$rc != 0 ]] || $(MAKE) --no-print-directory chart-uninstall-check || rc=$$?; exit $$rc
+
+## chart-uninstall-check: helm install/uninstall on a control plane of its own without our CRDs
+## (tests/chart/uninstall.sh): crds.keep=false removes the CRDs, crds.keep=true keeps them.
+chart-uninstall-check:
+	tests/chart/uninstall.sh
 
 ## test-faults: the fault suite (tests/faults: crashes, API server and etcd outages, conflicts,
 ## downtime) against a fresh control plane of its own (.cluster-faults/), always stopped after.

@@ -41,9 +41,19 @@ enum Command {
     /// as far as Kubernetes can finish it alone (Retain: the Secret loses this ApiToken's
     /// ownerReference; Delete: garbage collection deletes it) and remove the finalizer.
     ReleaseFinalizers {
-        /// Only this namespace (default: all namespaces).
-        #[arg(short, long)]
-        namespace: Option<String>,
+        /// Only these namespaces (repeatable or comma-separated; default: all namespaces).
+        #[arg(short, long, value_delimiter = ',')]
+        namespace: Vec<String>,
+        /// First stop the operator: scale this Deployment (in the kubeconfig's namespace) to zero
+        /// and wait until it runs no Pod and `--lease` is free (the chart's pre-delete hook).
+        #[arg(long, value_name = "NAME", requires = "lease")]
+        stop_deployment: Option<String>,
+        /// The operator's leader-election Lease (`--lease-name` of `run`).
+        #[arg(long, value_name = "NAME")]
+        lease: Option<String>,
+        /// How long to wait for the operator to stop, in seconds.
+        #[arg(long, default_value_t = 120)]
+        stop_timeout: u64,
     },
     /// Ask for one rotation, the GitOps-safe way: sets the apitoken.dev/rotate annotation to a new value.
     Rotate {
@@ -140,9 +150,29 @@ async fn main() -> anyhow::Result<()> {
             init_logging(args.log_format);
             proxy::run(args.options).await?;
         }
-        Command::ReleaseFinalizers { namespace } => {
+        Command::ReleaseFinalizers {
+            namespace,
+            stop_deployment,
+            lease,
+            stop_timeout,
+        } => {
             let client = Client::try_default().await?;
-            for r in release::release_all(&client, namespace.as_deref()).await? {
+            if let (Some(deployment), Some(lease)) = (stop_deployment, lease) {
+                let ns = client.default_namespace().to_owned();
+                let timeout = Duration::from_secs(stop_timeout);
+                release::stop::stop_operator(&client, &ns, &deployment, &lease, timeout).await?;
+                println!("deployment {ns}/{deployment}: scaled to 0, lease {lease} free");
+            }
+            let scopes: Vec<Option<&str>> = if namespace.is_empty() {
+                vec![None]
+            } else {
+                namespace.iter().map(|ns| Some(ns.as_str())).collect()
+            };
+            let mut released = Vec::new();
+            for scope in scopes {
+                released.extend(release::release_all(&client, scope).await?);
+            }
+            for r in released {
                 let what = match (r.policy, r.disowned) {
                     (DeletionPolicy::Retain, true) => "Secret disowned, kept",
                     (DeletionPolicy::Retain, false) => "no Secret of its own to keep",

@@ -14,6 +14,8 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::{ApiToken, DeletionPolicy, FINALIZER};
 use crate::secret;
 
+pub mod stop;
+
 /// A merge patch that removes the ownerReference with `uid` from `secret`, guarded by its
 /// resourceVersion so a Secret replaced meanwhile is never changed.
 pub fn disown_patch(secret: &Secret, uid: &str) -> serde_json::Value {

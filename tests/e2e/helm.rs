@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -161,6 +162,11 @@ async fn helm_install_runs_the_operator_on_the_node_with_leader_handover_and_uni
     })
     .await;
 
+    // Kept on uninstall, to see the hook honour Retain.
+    ns.apply_yaml("metadata: {name: kept}\nspec: {deletionPolicy: Retain}\n")
+        .await;
+    wait_status(&ns, "kept", "issued", TIMEOUT, |t| revision(t) == 1).await;
+
     // Rotations due while the leader Pod is deleted: every token rotates exactly once.
     for i in 0..3 {
         ns.apply_yaml(&format!(
@@ -207,10 +213,38 @@ async fn helm_install_runs_the_operator_on_the_node_with_leader_handover_and_uni
         assert!(issued >= *due_at, "{name}: not before it was due");
     }
 
-    // helm uninstall: ApiTokens and Secrets stay, the CRDs too, the operator's Pods go.
+    // helm uninstall: the pre-delete hook stops the operator and releases every finalizer;
+    // ApiTokens and Secrets stay, the CRDs too, the operator's Pods go.
+    let uninstalled = Instant::now();
     output_ok(helm().args(["uninstall", release, "--namespace", &ns.name, "--wait"]));
-    assert!(ns.tokens().get_opt("due-0").await.unwrap().is_some());
+    eprintln!(
+        "helm uninstall with the pre-delete hook: {:.1} s",
+        uninstalled.elapsed().as_secs_f64()
+    );
     assert!(ns.secrets().get_opt("due-0").await.unwrap().is_some());
+    let tokens = ns.tokens().list(&ListParams::default()).await.unwrap();
+    assert_eq!(tokens.items.len(), 4, "due-0..2 and kept stay");
+    for t in &tokens {
+        assert!(
+            t.finalizers().is_empty(),
+            "{}: finalizer released by the hook",
+            t.name_any()
+        );
+    }
+    let kept = ns.secrets().get("kept").await.unwrap();
+    assert!(
+        kept.owner_references().is_empty(),
+        "Retain: Secret disowned"
+    );
+    let hooks: Api<Job> = ns.api();
+    assert!(
+        hooks
+            .get_opt("apitok-apitoken-operator-uninstall")
+            .await
+            .unwrap()
+            .is_none(),
+        "the hook Job is deleted once it succeeded"
+    );
     let crds: Api<CustomResourceDefinition> = Api::all(ns.client.clone());
     assert!(
         crds.get_opt("apitokens.apitoken.dev")
@@ -222,18 +256,18 @@ async fn helm_install_runs_the_operator_on_the_node_with_leader_handover_and_uni
         operator_pods(&ns).await.is_empty().then_some(())
     })
     .await;
-    // With the operator gone, each ApiToken keeps its finalizer; release them as the README's
-    // uninstall section says, so the namespace can go.
-    for t in ns.tokens().list(&ListParams::default()).await.unwrap() {
-        let patch = json!({"metadata": {"finalizers": null}});
-        ns.tokens()
-            .patch(
-                &t.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(&patch),
-            )
-            .await
-            .unwrap();
-    }
+    // Nothing holds the namespace: it goes within a minute, and garbage collection takes the
+    // Delete tokens' Secrets with their ApiTokens.
+    let name = ns.name.clone();
+    let namespaces: Api<Namespace> = Api::all(ns.client.clone());
     ns.delete_namespace().await;
+    eventually("the namespace gone", Duration::from_secs(60), || async {
+        namespaces
+            .get_opt(&name)
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
 }
