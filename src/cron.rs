@@ -4,8 +4,8 @@
 //! transition fires at the first valid instant after it; a repeated hour fires once.
 
 use croner::{Cron, parser::CronParser, parser::Seconds};
+use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp};
 
 use crate::policy::InvalidSpec;
 
@@ -47,12 +47,9 @@ impl CronSchedule {
             cron,
             zone,
         };
-        // Five fields repeat at least every four years (29 February), so one that does not fire
-        // in the eight years after any instant never fires (30 February, 31 April ...).
-        let reference = Timestamp::UNIX_EPOCH;
-        let fires = schedule.next_after(reference).is_some_and(|t| {
-            t.duration_since(reference) < SignedDuration::from_hours(8 * 366 * 24)
-        });
+        // Five fields repeat at least every four years (29 February); one that never fires (30
+        // February, 31 April ...) has no next time after any instant.
+        let fires = schedule.next_after(Timestamp::UNIX_EPOCH).is_some();
         if !fires {
             return Err(InvalidSpec(format!(
                 "rotation.schedule {expression:?} never fires (no such date)"

@@ -34,6 +34,7 @@ pub fn awaiting_secret(token: &ApiToken, secret_exists: bool, now: Timestamp) ->
 
 /// Says so in status (`Reconciling=True`, reason [`AWAITING_RESTORE`]; Ready as it was) and looks
 /// again at `until`; the Secret's arrival brings the ApiToken back sooner (the Secret watch).
+#[mutants::skip] // writes status through the API server; e2e restore_order:: prove it
 pub async fn wait(
     token: &ApiToken,
     ctx: &Context,

@@ -45,6 +45,7 @@ fn template_annotation(workload: &DynamicObject) -> Option<&str> {
 
 /// Brings every target of `token` to `revision`. A missing target gets a Warning Event only when
 /// `announce` (this reconcile issued the value), so it is reported once per value, never in a loop.
+#[mutants::skip] // patches workloads through the API server; e2e rollout:: prove it
 pub async fn restart_targets(
     ctx: &Context,
     token: &ApiToken,

@@ -55,6 +55,7 @@ pub fn gone_is_done<T>(result: Result<T, kube::Error>) -> Result<(), kube::Error
 /// Whether namespace `ns` is being deleted (or already gone). One read, no write.
 /// Without permission to read it (RBAC that omits it), the answer is "not known to be": the
 /// create that follows is then refused as `NamespaceTerminating`, which is also final.
+#[mutants::skip] // one GET of the namespace; e2e teardown:: prove its use
 pub async fn namespace_terminating(client: &Client, ns: &str) -> Result<bool, Error> {
     match Api::<Namespace>::all(client.clone()).get_opt(ns).await {
         Ok(namespace) => Ok(namespace.is_none_or(|n| n.metadata.deletion_timestamp.is_some())),

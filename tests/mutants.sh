@@ -113,7 +113,7 @@ for name in sorted(count):
     for k, v in count[name].items():
         total[k] += v
 score = row("total", total)
-for name in sorted(missed, key=lambda n: (n.split(":")[0], int(n.split(":")[1]))):
+for name in sorted(missed, key=lambda n: [int(p) if p.isdigit() else p for p in n.split(":")[:3]]):
     print(f"missed: {name}")
 if score < minimum:
     print(f"mutants: score {score:.1f}% is below {minimum:g}%")

@@ -205,6 +205,23 @@ async fn rotate_annotation_rotates_once_per_value_and_can_invalidate_at_once() {
         token_value(&ns, "req", "token.previous").await.is_none(),
         "leaked-token rotation leaves no previous value"
     );
+    // Two rotations seconds apart are two Events, each with its own note: kube's Recorder would
+    // fold the second into a series on the first if both named the same related object.
+    let notes = eventually("two Rotated events for req", TIMEOUT, || async {
+        let notes: Vec<String> = ns
+            .events("req")
+            .await
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some("Rotated"))
+            .filter_map(|e| e.note)
+            .collect();
+        (notes.len() == 2).then_some(notes)
+    })
+    .await;
+    assert!(
+        notes[0].contains("revision 2") && notes[1].contains("revision 3"),
+        "{notes:?}"
+    );
 
     // Audit: one line per issue with the requester (field manager) for requested rotations.
     let audit = op.json_lines("audit");
