@@ -274,6 +274,23 @@ impl Http {
         )
     }
 
+    /// Like [`Http::get`] of `/` with `key`, but a connection or protocol error is returned.
+    pub async fn try_status_with_key(
+        &self,
+        addr: SocketAddr,
+        key: &str,
+    ) -> Result<StatusCode, String> {
+        let request = Request::get(format!("http://{addr}/"))
+            .header("x-api-key", key)
+            .body(Body::empty())
+            .unwrap();
+        self.0
+            .request(request)
+            .await
+            .map(|r| r.status())
+            .map_err(|e| e.to_string())
+    }
+
     pub async fn status_with_key(&self, addr: SocketAddr, key: &str) -> StatusCode {
         self.get(addr, "/", &[("x-api-key", key)]).await.0
     }

@@ -22,6 +22,7 @@ mod restore;
 mod restore_order;
 mod rollout;
 mod rotation;
+mod sidecar;
 mod teardown;
 mod upgrade;
 mod validation;

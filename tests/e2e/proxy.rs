@@ -293,7 +293,8 @@ async fn revocation_latency_with_the_watched_secret() {
     let _op = Operator::start(&ns);
     revocation_setup(&ns);
     let proxy = proxy_for_secret(&ns, "keys", &[]).await;
-    let report = revocation_trials(&ns, proxy.addr, "keyset-secret").await;
+    let n = trials("REVOCATION_TRIALS", 5);
+    let report = revocation_trials(&ns, proxy.addr, "keyset-secret", n).await;
     println!("{report}");
     ns.delete_namespace().await;
 }
@@ -308,14 +309,23 @@ pub fn revocation_setup(ns: &TestNs) {
     ));
 }
 
-/// `REVOCATION_TRIALS` (default 5) deletions and as many rotations with invalidate-previous,
-/// each timed from the API call until the key set lacks the hash and until the proxy at `proxy`
-/// answers 401. Returns the p50/p99 report, also written to e2e-logs/revocation-`label`.tsv.
-pub async fn revocation_trials(ns: &TestNs, proxy: SocketAddr, label: &str) -> String {
-    let trials: usize = std::env::var("REVOCATION_TRIALS")
+/// The number of trials from the environment variable `var`, else `default`.
+pub fn trials(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(default)
+}
+
+/// `trials` deletions and as many rotations with invalidate-previous, each timed from the API
+/// call until the key set lacks the hash and until the proxy at `proxy` answers 401. Returns the
+/// p50/p99 report, also written to e2e-logs/revocation-`label`.tsv.
+pub async fn revocation_trials(
+    ns: &TestNs,
+    proxy: SocketAddr,
+    label: &str,
+    trials: usize,
+) -> String {
     let http = Http::new();
     let mut samples: Vec<(&str, f64, f64)> = Vec::new();
     let mut seen = Vec::new();
