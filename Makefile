@@ -3,7 +3,7 @@ SHELL := bash
 CLUSTER := tests/cluster/cluster.sh
 export KUBECONFIG ?= $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: test test-faults faults deny lint unit chart-check chart-uninstall-check e2e mutants cluster-up cluster-down cluster-build crds run demo image image-import image-check
+.PHONY: bench test test-faults faults deny lint unit chart-check chart-uninstall-check e2e mutants cluster-up cluster-down cluster-build crds run demo image image-import image-check
 
 ## test: format and lint checks, unit tests, the chart checks and the image, then a fresh cluster of
 ## its own (.cluster-test/, with a node): the image imported into the node and run, the e2e tests,
@@ -20,6 +20,18 @@ test: lint unit chart-check image
 ## (tests/chart/uninstall.sh): crds.keep=false removes the CRDs, crds.keep=true keeps them.
 chart-uninstall-check:
 	tests/chart/uninstall.sh
+
+## bench: the operator against the API server's own floor (BENCHMARKS.md), on a control plane of
+## its own (.cluster-bench/), always stopped after: `make bench N=10000 SCENARIO=converge,restart`.
+## Results in target/bench/results.{md,json}; BENCH_ARGS passes more (e.g. --idle-secs 60).
+N ?= 1000
+SCENARIO ?= all
+bench:
+	cargo build --locked --release -p apitoken-operator --bin apitoken-operator -p apitoken-bench
+	export CLUSTER_DIR=$(CURDIR)/.cluster-bench KUBECONFIG=$(CURDIR)/.cluster-bench/kubeconfig CLUSTER_NODE=0; \
+	rc=0; { $(CLUSTER) up && target/release/apitoken-bench --n $(N) --scenarios $(SCENARIO) \
+	  --operator target/release/apitoken-operator --out target/bench $(BENCH_ARGS); } || rc=$$?; \
+	$(CLUSTER) down || rc=$$?; exit $$rc
 
 ## test-faults: the fault suite (tests/faults: crashes, API server and etcd outages, conflicts,
 ## downtime) against a fresh control plane of its own (.cluster-faults/), always stopped after.
