@@ -277,3 +277,33 @@ fn the_report_names_revision_and_fingerprint_and_never_says_issued() {
     );
     assert_eq!(audit.namespace, "ns");
 }
+
+/// The words users read in the SecretConflict message (`not adopted: ...`), one per refusal.
+#[test]
+fn each_refusal_says_why_in_words() {
+    let words = [
+        (Refusal::Controlled, "another object controls it"),
+        (Refusal::NotOpaque, "its type is not Opaque"),
+        (
+            Refusal::NotLabelled,
+            "it does not carry this ApiToken's labels",
+        ),
+        (
+            Refusal::NoRecord,
+            "it lacks the operator's revision and fingerprint annotations",
+        ),
+        (Refusal::NoValue, "it has no token"),
+        (
+            Refusal::FingerprintMismatch,
+            "its token does not match its fingerprint annotation",
+        ),
+        (
+            Refusal::WrongFormat,
+            "its token does not have this ApiToken's format",
+        ),
+        (Refusal::StatusDisagrees, "status records another value"),
+    ];
+    for (refusal, expected) in words {
+        assert_eq!(refusal.as_str(), expected, "{refusal:?}");
+    }
+}
