@@ -9,16 +9,20 @@ use kube::runtime::finalizer;
 use kube::{Api, Client};
 
 use crate::error::Error;
+use crate::api::IssueReason;
 use crate::plan::Action;
 
 /// The `reason` of the status cause the API server adds when it refuses content in a
 /// terminating namespace (`v1.NamespaceTerminatingCause`).
 const NAMESPACE_TERMINATING: &str = "NamespaceTerminating";
 
-/// Whether `action` would create the Secret (it is missing and a value is due). Only then is the
-/// namespace read first: re-creating a Secret the namespace controller just deleted is pointless.
+/// Whether `action` would create again a Secret that existed (it is missing and a value is due
+/// for a token that had one). Only then is the namespace read first: re-creating a Secret the
+/// namespace controller just deleted is pointless. A first issue reads nothing more: in a
+/// terminating namespace its create is refused (403 NamespaceTerminating), which is final.
 pub fn would_create_secret(action: &Action, secret_exists: bool) -> bool {
-    !secret_exists && matches!(action, Action::Issue { .. })
+    !secret_exists
+        && matches!(action, Action::Issue { reason, .. } if *reason != IssueReason::Created)
 }
 
 /// True when `error` is the API server refusing a create because the namespace is terminating.
@@ -67,7 +71,6 @@ pub async fn namespace_terminating(client: &Client, ns: &str) -> Result<bool, Er
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::IssueReason;
 
     /// The body kube-apiserver 1.34 returns for a create in a terminating namespace.
     fn refused(cause: &str) -> kube::Error {
@@ -137,6 +140,11 @@ mod tests {
             previous_until: None,
         };
         assert!(!would_create_secret(&keep, false));
+        let first = Action::Issue {
+            reason: IssueReason::Created,
+            previous_until: None,
+        };
+        assert!(!would_create_secret(&first, false), "a first issue reads nothing more");
         assert!(!would_create_secret(&Action::Conflict, false));
     }
 }
