@@ -18,6 +18,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER, FINALIZER};
 use crate::error::Error;
+use crate::freshness::Freshness;
 use crate::health::Readiness;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
@@ -46,6 +47,8 @@ pub struct Context {
     /// Whether this replica may write; asked before each reconcile.
     pub leadership: Leadership,
     failures: Failures<ApiToken>,
+    /// When the cached ApiToken may decide a reconcile (see [`crate::freshness`]).
+    pub freshness: Freshness,
 }
 
 impl Context {
@@ -76,6 +79,7 @@ pub async fn run(
         metrics,
         leadership: leadership.clone(),
         failures: Failures::default(),
+        freshness: Freshness::default(),
     });
 
     let store = tokens.as_reader();
@@ -226,11 +230,18 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
     let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from_obj(cached.as_ref());
     // The watch cache can trail our own last write (a status, a removed finalizer); deciding on
-    // it could issue twice or clean up twice. Decide on the object as stored.
-    let Some(token) = api.get_opt(&cached.name_any()).await? else {
+    // it could issue twice or clean up twice. Then decide on the object as stored.
+    let token = if ctx.freshness.cache_is_current(&cached) {
+        Some(cached.as_ref().clone())
+    } else {
+        api.get_opt(&cached.name_any()).await?
+    };
+    let Some(token) = token else {
+        ctx.freshness.forget(&cached);
         ctx.failures.clear(&key);
         return Ok(Action::await_change());
     };
+    let deleting = token.metadata.deletion_timestamp.is_some();
     let action = finalizer(&api, FINALIZER, Arc::new(token), |event| async {
         match event {
             Finalizer::Apply(token) => reconcile::apply(&token, &ctx, &ns).await,
@@ -247,6 +258,9 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
         }
         other => other?,
     };
+    if deleting {
+        ctx.freshness.forget(&cached);
+    }
     ctx.failures.clear(&key);
     Ok(action)
 }

@@ -11,6 +11,7 @@ pub mod controller;
 pub mod cron;
 pub mod error;
 pub mod failpoint;
+pub mod freshness;
 #[cfg(test)]
 mod fuzz;
 pub mod health;

@@ -517,12 +517,14 @@ pub(crate) async fn write_status(
         "metadata": {"resourceVersion": token.resource_version()},
         "status": status,
     });
-    api.patch_status(
-        &token.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&body),
-    )
-    .await?;
+    let stored = api
+        .patch_status(
+            &token.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&body),
+        )
+        .await?;
+    ctx.freshness.wrote(&stored);
     Ok(true)
 }
 
