@@ -5,10 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
+use futures::StreamExt;
 use jiff::{SignedDuration, Timestamp};
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -99,16 +97,7 @@ pub async fn run(
     let token_events = reflector::reflector(tokens, token_events).applied_objects();
     // Every Secret, metadata only: ours to notice deletion and edits, foreign ones so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
-    let secret_events = stream::select_all(
-        namespaces::apis::<PartialObjectMeta<Secret>>(&client, &settings.namespaces)
-            .into_iter()
-            .map(|(_, api)| {
-                watcher(api, config())
-                    .default_backoff()
-                    .touched_objects()
-                    .boxed()
-            }),
-    );
+    let secret_events = namespaces::secret_metadata(&client, &settings.namespaces);
     let mapper_store = store.clone();
     Controller::for_stream(token_events, store)
         .watches_stream(secret_events, move |s| {

@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::finalizer;
 use kube::{Api, Client};
 
-use crate::error::Error;
 use crate::api::IssueReason;
+use crate::error::Error;
 use crate::plan::Action;
 
 /// The `reason` of the status cause the API server adds when it refuses content in a
@@ -144,7 +144,10 @@ mod tests {
             reason: IssueReason::Created,
             previous_until: None,
         };
-        assert!(!would_create_secret(&first, false), "a first issue reads nothing more");
+        assert!(
+            !would_create_secret(&first, false),
+            "a first issue reads nothing more"
+        );
         assert!(!would_create_secret(&Action::Conflict, false));
     }
 }

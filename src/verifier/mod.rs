@@ -13,8 +13,6 @@ pub mod reconcile;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::PartialObjectMeta;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -103,8 +101,7 @@ pub async fn run(
     .touched_objects();
     // Every Secret's metadata: our key sets (edited or deleted) and foreign ones of the same
     // name, so a conflict clears as soon as the foreign Secret goes.
-    let secret_events =
-        merged::<PartialObjectMeta<Secret>>(&client, &namespaces, config()).touched_objects();
+    let secret_events = namespaces::secret_metadata(&client, &namespaces);
     let (by_namespace, by_secret) = (verifiers_reader.clone(), verifiers_reader.clone());
     Controller::for_stream(verifier_events, verifiers_reader)
         .watches_stream(token_events, move |token| {

@@ -33,6 +33,11 @@ pub async fn idle(client: &Client, op: &Operator, secs: u64, r: &mut Report) -> 
         reads + writes,
     );
     r.row("idle", &format!("CPU seconds in {secs} s"), cpu1 - cpu0);
+    r.text(
+        "idle",
+        "requests by verb and resource (any client)",
+        counters::describe(&d, 1.0),
+    );
     Ok(())
 }
 
