@@ -113,6 +113,23 @@ mod tests {
         assert!(!needs_restart(Some("12"), 12));
     }
 
+    /// The revision a workload's Pods were started for, read where the patch writes it.
+    #[test]
+    fn the_revision_is_read_from_the_pod_template() {
+        let workload = |template: serde_json::Value| -> DynamicObject {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "annotations": {RESTARTED_FOR_REVISION: "9"}},
+                "spec": {"template": template},
+            }))
+            .unwrap()
+        };
+        let patched = workload(restart_patch(3)["spec"]["template"].clone());
+        assert_eq!(template_annotation(&patched), Some("3"));
+        // Not the workload's own annotations, and nothing when the template has none.
+        assert_eq!(template_annotation(&workload(serde_json::json!({}))), None);
+    }
+
     #[test]
     fn the_patch_sets_only_the_revision_annotation() {
         assert_eq!(

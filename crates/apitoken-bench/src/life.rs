@@ -285,14 +285,26 @@ pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Issue 13's teardown: deleting the namespaces that hold the N ApiTokens (operator running)
-/// against deleting as many namespaces holding N plain Secrets; refused (403) writes counted.
+/// Issue 13's teardown: N ApiTokens issued in namespaces of their own (`down`, watched by the
+/// operator) and deleted with them, operator running, against as many namespaces holding N plain
+/// Secrets; refused (403) writes counted.
 pub async fn teardown(
     client: &Client,
-    bench: &[String],
+    down: &[String],
     n: usize,
     r: &mut Report,
 ) -> anyhow::Result<()> {
+    crate::objects::ensure_namespaces(client, down).await?;
+    let tracker = Tracker::start(client.clone(), "bench=teardown");
+    each(spread(n, down), 32, |(ns, i)| async move {
+        let api: Api<ApiToken> = Api::namespaced(client.clone(), &ns);
+        let t = token(&format!("tok-{i}"), "teardown", json!({}));
+        api.create(&PostParams::default(), &t).await?;
+        Ok(())
+    })
+    .await?;
+    tracker.wait_ready(n, 1, Duration::from_secs(3600)).await?;
+    let bench = down;
     let plain: Vec<String> = (0..bench.len()).map(|i| format!("plain-{i}")).collect();
     crate::objects::ensure_namespaces(client, &plain).await?;
     each(spread(n, &plain), 32, |(ns, i)| async move {

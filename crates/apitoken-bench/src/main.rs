@@ -114,8 +114,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)?;
     let log = args.out.join("operator.log");
     let _ = std::fs::remove_file(&log);
+    let down: Vec<String> = (0..10).map(|i| format!("down-{i}")).collect();
     let mut watched = bench.clone();
     watched.push("lateness".into());
+    watched.extend(down.iter().cloned());
     let start = || operator::Operator::start(&args.operator, &watched, args.workers, &log);
     let mut op = start().await?;
     let tracker = watch::Tracker::start(client.clone(), "bench=converge");
@@ -156,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
         life::lateness(&client, "lateness", m, args.lateness_secs, &late, &mut r).await?;
     }
     if want("teardown") {
-        life::teardown(&client, &bench, n, &mut r).await?;
+        life::teardown(&client, &down, n, &mut r).await?;
     }
     op.stop()?;
 
