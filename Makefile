@@ -29,8 +29,9 @@ SCENARIO ?= all
 bench:
 	cargo build --locked --release -p apitoken-operator --bin apitoken-operator -p apitoken-bench
 	export CLUSTER_DIR=$(CURDIR)/.cluster-bench KUBECONFIG=$(CURDIR)/.cluster-bench/kubeconfig CLUSTER_NODE=0; \
-	rc=0; { $(CLUSTER) up && target/release/apitoken-bench --n $(N) --scenarios $(SCENARIO) \
-	  --operator target/release/apitoken-operator --out target/bench $(BENCH_ARGS); } || rc=$$?; \
+	bin=$${CARGO_TARGET_DIR:-target}/release; \
+	rc=0; { $(CLUSTER) up && $$bin/apitoken-bench --n $(N) --scenarios $(SCENARIO) \
+	  --operator $$bin/apitoken-operator --out target/bench $(BENCH_ARGS); } || rc=$$?; \
 	$(CLUSTER) down || rc=$$?; exit $$rc
 
 ## test-faults: the fault suite (tests/faults: crashes, API server and etcd outages, conflicts,
