@@ -199,11 +199,17 @@ mod tests {
     fn a_duration_text_of_64_characters_is_read_and_65_refused() {
         let at_limit = "0h".repeat(31) + "1m";
         assert_eq!(at_limit.len(), 64);
-        assert_eq!(parse_duration("f", &at_limit), Ok(SignedDuration::from_mins(1)));
+        assert_eq!(
+            parse_duration("f", &at_limit),
+            Ok(SignedDuration::from_mins(1))
+        );
         let past = format!("0{at_limit}");
         assert_eq!(past.len(), 65);
         assert!(parse_duration("f", &past).is_err());
-        assert!(kube::core::Duration::from_str(&past).is_ok(), "refused only for its length");
+        assert!(
+            kube::core::Duration::from_str(&past).is_ok(),
+            "refused only for its length"
+        );
     }
 
     #[test]
