@@ -6,7 +6,8 @@
 # The tree is copied to $MUTANTS_DIR/tree-<n>, one copy per job, and each copy keeps its own
 # target/ between runs, so only the first run builds the dependencies; the developer's tree and
 # target/ are never built in or changed. Jobs split the mutants (cargo-mutants --shard) and run
-# in parallel, niced. Prints the score per file and every missed mutant; exits non-zero when the
+# in parallel, niced. --workspace: without it cargo-mutants mutates only the root package and
+# silently skips the files of crates/ that MUTANTS_FILES names. Prints the score per file and every missed mutant; exits non-zero when the
 # score, caught / (caught + missed) with timeouts counted as caught, is below $MUTANTS_MIN percent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -72,7 +73,7 @@ rm -rf "$dir"/out-*
 for ((k = 0; k < jobs; k++)); do
   sync_tree "$dir/tree-$k"
   nice -n "${MUTANTS_NICE:-10}" cargo mutants --in-place --dir "$dir/tree-$k" --output "$dir/out-$k" \
-    --shard "$k/$jobs" --sharding round-robin --colors never --no-times "${file_args[@]}" "${args[@]}" \
+    --shard "$k/$jobs" --sharding round-robin --colors never --no-times --workspace "${file_args[@]}" "${args[@]}" \
     >"$dir/out-$k.log" 2>&1 &
   pids+=($!)
 done
