@@ -15,6 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 
 use crate::api::{ApiToken, FIELD_MANAGER, FINALIZER};
+use crate::deletion::{self, Revocations};
 use crate::error::Error;
 use crate::freshness::Freshness;
 use crate::health::Readiness;
@@ -47,6 +48,8 @@ pub struct Context {
     failures: Failures<ApiToken>,
     /// When the cached ApiToken may decide a reconcile (see [`crate::freshness`]).
     pub freshness: Freshness,
+    /// Which namespaces are being torn down, remembered briefly.
+    pub namespaces: teardown::NamespaceStates,
 }
 
 impl Context {
@@ -78,7 +81,9 @@ pub async fn run(
         leadership: leadership.clone(),
         failures: Failures::default(),
         freshness: Freshness::default(),
+        namespaces: teardown::NamespaceStates::default(),
     });
+    let (revocations, record_revocations) = Revocations::start(ctx.clone());
 
     let store = tokens.as_reader();
     let config = || watcher::Config::default().any_semantic();
@@ -88,18 +93,21 @@ pub async fn run(
         .map(|(ns, api)| (ns, watcher(api, config()).default_backoff()))
         .collect();
     // The merged stream has one list phase, ending when every namespace has been listed.
-    let token_events = namespaces::merged(token_watches).inspect(move |event| {
-        if matches!(event, Ok(watcher::Event::InitDone)) {
+    let token_events = namespaces::merged(token_watches).inspect(move |event| match event {
+        Ok(watcher::Event::InitDone) => {
             tracing::info!("caches synced");
             readiness.set_ready();
         }
+        // A deleted ApiToken is not reconciled: its revocation is recorded from here.
+        Ok(watcher::Event::Delete(token)) => revocations.deleted(token),
+        _ => {}
     });
     let token_events = reflector::reflector(tokens, token_events).applied_objects();
     // Every Secret, metadata only: ours to notice deletion and edits, foreign ones so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
     let secret_events = namespaces::secret_metadata(&client, &settings.namespaces);
     let mapper_store = store.clone();
-    Controller::for_stream(token_events, store)
+    let controller = Controller::for_stream(token_events, store)
         .watches_stream(secret_events, move |s| {
             let (ns, name) = (s.namespace(), s.name_any());
             mapper_store
@@ -119,8 +127,9 @@ pub async fn run(
                 Ok((obj, _)) => tracing::debug!(namespace = obj.namespace.as_deref(), name = %obj.name, "reconciled"),
                 Err(error) => tracing::debug!(error = %error, "reconcile stream"),
             }
-        })
-        .await;
+        });
+    // The recording task ends when the controller has stopped and dropped the watch.
+    futures::join!(controller, record_revocations);
     tracing::info!("controller stopped");
 }
 
@@ -231,14 +240,20 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
         return Ok(Action::await_change());
     };
     let deleting = token.metadata.deletion_timestamp.is_some();
-    let action = finalizer(&api, FINALIZER, Arc::new(token), |event| async {
-        match event {
-            Finalizer::Apply(token) => reconcile::apply(&token, &ctx, &ns).await,
-            Finalizer::Cleanup(token) => reconcile::cleanup(&token, &ctx, &ns).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    // Only Retain needs a finalizer (see crate::deletion); a Delete token is left to the
+    // garbage collector and its revocation recorded from the watch.
+    let action = if deleting || deletion::needs_finalizer(&token) {
+        finalizer(&api, FINALIZER, Arc::new(token), |event| async {
+            match event {
+                Finalizer::Apply(token) => reconcile::apply(&token, &ctx, &ns).await,
+                Finalizer::Cleanup(token) => deletion::cleanup(&token, &ctx, &ns).await,
+            }
+        })
+        .await
+        .map_err(|e| Error::Finalizer(Box::new(e)))
+    } else {
+        reconcile::apply(&token, &ctx, &ns).await
+    };
     // A create refused because the namespace is terminating is final, not a failure to retry.
     let action = match action {
         Err(e) if teardown::is_namespace_terminating(&e) => {

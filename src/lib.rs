@@ -9,6 +9,7 @@ pub mod api;
 pub mod app;
 pub mod controller;
 pub mod cron;
+pub mod deletion;
 pub mod error;
 pub mod failpoint;
 pub mod freshness;

@@ -4,21 +4,19 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{DeleteParams, Patch, PatchParams, PostParams, Preconditions};
+use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Api, Resource, ResourceExt};
 
 use crate::adopt;
 use crate::api::{
-    ApiToken, ApiTokenStatus, DeletionPolicy, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason,
-    ROTATE_ANNOTATION,
+    ApiToken, ApiTokenStatus, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason, ROTATE_ANNOTATION,
 };
 use crate::controller::{Context, requeue_at};
 use crate::error::Error;
 use crate::plan::{self, IssueRecord, Observed};
 use crate::policy::Policy;
 use crate::progress;
-use crate::release;
 use crate::report::{self, Audit, Reason};
 use crate::restore;
 use crate::rollout;
@@ -526,65 +524,4 @@ pub(crate) async fn write_status(
         .await?;
     ctx.freshness.wrote(&stored);
     Ok(true)
-}
-
-/// Finalizer cleanup: revoke (delete) or retain (disown) the Secret.
-pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let name = token.secret_name();
-    let ours = secrets
-        .get_opt(&name)
-        .await?
-        .filter(|s| secret::is_ours(s, token));
-    // Events cannot be created in a terminating namespace: the audit line is the record then.
-    let quiet = teardown::namespace_terminating(&ctx.client, ns).await?;
-    let status = token.status.clone().unwrap_or_default();
-    let value = format!(
-        "revision {} ({})",
-        status.revision.unwrap_or(0),
-        status.fingerprint.as_deref().unwrap_or("-")
-    );
-    match (token.spec.deletion_policy.unwrap_or_default(), ours) {
-        // Never issued (a conflict or an invalid spec): nothing to revoke or keep.
-        (_, None) if status.revision.is_none() => {}
-        (DeletionPolicy::Delete, ours) => {
-            let note = match ours {
-                Some(secret) => {
-                    let preconditions = Preconditions {
-                        uid: secret.uid(),
-                        resource_version: None,
-                    };
-                    let params = DeleteParams {
-                        preconditions: Some(preconditions),
-                        ..DeleteParams::default()
-                    };
-                    teardown::gone_is_done(secrets.delete(&name, &params).await)?;
-                    format!("deleted Secret {name}; {value} is revoked")
-                }
-                None => format!(
-                    "Secret {name} no longer held this ApiToken's value; {value} is revoked"
-                ),
-            };
-            ctx.audit(&audit_for(token, "revoke", &status, "Deleted", None));
-            if !quiet {
-                report::event(&ctx.recorder, token, Reason::Revoked, note, None).await;
-            }
-        }
-        (DeletionPolicy::Retain, Some(secret)) => {
-            // Only our ownerReference goes (the value stays valid); guarded by resourceVersion.
-            let patch = release::disown_patch(&secret, &token.uid().unwrap_or_default());
-            let patched = secrets
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await;
-            teardown::gone_is_done(patched)?;
-            let note =
-                format!("kept Secret {name} with {value} and removed this ApiToken's ownership");
-            ctx.audit(&audit_for(token, "retain", &status, "Retained", None));
-            if !quiet {
-                report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
-            }
-        }
-        (DeletionPolicy::Retain, None) => {}
-    }
-    Ok(Action::await_change())
 }

@@ -73,10 +73,22 @@ pub async fn event<K: Resource<DynamicType = ()>>(
     note: String,
     related: Option<&Secret>,
 ) {
-    let ev = event_for(reason, note, related);
-    if let Err(error) = recorder.publish(&ev, &object.object_ref(&())).await {
+    if let Err(error) = try_event(recorder, object, reason, note, related).await {
         tracing::warn!(%error, reason = reason.as_str(), "failed to publish event");
     }
+}
+
+/// [`event`], with the API server's refusal returned instead of logged.
+#[mutants::skip] // only publishes event_for's Event; needs an API server
+pub async fn try_event<K: Resource<DynamicType = ()>>(
+    recorder: &Recorder,
+    object: &K,
+    reason: Reason,
+    note: String,
+    related: Option<&Secret>,
+) -> Result<(), kube::Error> {
+    let ev = event_for(reason, note, related);
+    recorder.publish(&ev, &object.object_ref(&())).await
 }
 
 /// The Event for `reason`: its word as reason and action, the note, and the Secret it concerns

@@ -4,6 +4,10 @@
 //! post an Event, all refused. Here: when to look at the namespace, and how to recognise that
 //! refusal so it ends the reconcile instead of counting as a failure and being retried.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use k8s_openapi::api::core::v1::Namespace;
 use kube::runtime::finalizer;
 use kube::{Api, Client};
@@ -68,6 +72,56 @@ pub async fn namespace_terminating(client: &Client, ns: &str) -> Result<bool, Er
     }
 }
 
+/// How long a namespace seen terminating is taken to still be: it never stops, but a namespace of
+/// the same name may be created again once it is gone.
+const TERMINATING_FOR: Duration = Duration::from_secs(30);
+/// How long a namespace seen live is taken to still be: short, so a teardown that starts meanwhile
+/// costs at most this long of refused Events.
+const LIVE_FOR: Duration = Duration::from_secs(1);
+
+/// Whether namespaces are terminating, remembered briefly: a teardown of N ApiTokens reads each
+/// namespace about once instead of N times, and posts no Event the API server would refuse.
+#[derive(Default)]
+pub struct NamespaceStates(Mutex<HashMap<String, (bool, Instant)>>);
+
+impl NamespaceStates {
+    /// [`namespace_terminating`], answered from memory while the last answer is fresh.
+    #[mutants::skip] // reads through the API server; known_at/remember_at are unit-tested
+    pub async fn terminating(&self, client: &Client, ns: &str) -> Result<bool, Error> {
+        if let Some(known) = self.known_at(ns, Instant::now()) {
+            return Ok(known);
+        }
+        let terminating = namespace_terminating(client, ns).await?;
+        self.remember_at(ns, terminating, Instant::now());
+        Ok(terminating)
+    }
+
+    /// The API server refused a create in `ns` as terminating (where reading it is not allowed).
+    pub fn refused_as_terminating(&self, ns: &str) {
+        self.remember_at(ns, true, Instant::now());
+    }
+
+    fn known_at(&self, ns: &str, now: Instant) -> Option<bool> {
+        let states = self.0.lock().expect("namespace states are never poisoned");
+        let &(terminating, seen) = states.get(ns)?;
+        let fresh_for = if terminating {
+            TERMINATING_FOR
+        } else {
+            LIVE_FOR
+        };
+        (now.saturating_duration_since(seen) < fresh_for).then_some(terminating)
+    }
+
+    fn remember_at(&self, ns: &str, terminating: bool, now: Instant) {
+        let mut states = self.0.lock().expect("namespace states are never poisoned");
+        // Forget what has gone stale, so namespaces come and go without the map growing.
+        states.retain(|_, (t, seen)| {
+            now.saturating_duration_since(*seen) < if *t { TERMINATING_FOR } else { LIVE_FOR }
+        });
+        states.insert(ns.to_owned(), (terminating, now));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +140,32 @@ mod tests {
         }))
         .unwrap();
         kube::Error::Api(status.boxed())
+    }
+
+    #[test]
+    fn a_terminating_namespace_is_remembered_for_30_s_a_live_one_for_1_s() {
+        let states = NamespaceStates::default();
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        assert_eq!(states.known_at("gone", t0), None, "never read");
+        states.remember_at("gone", true, t0);
+        states.remember_at("live", false, t0);
+        assert_eq!(states.known_at("gone", at(29_999)), Some(true));
+        assert_eq!(states.known_at("gone", at(30_000)), None, "read again");
+        assert_eq!(states.known_at("live", at(999)), Some(false));
+        assert_eq!(states.known_at("live", at(1_000)), None, "read again");
+        assert_eq!(states.known_at("other", at(0)), None);
+        // A later answer replaces the earlier one; stale entries are dropped when one is added.
+        states.remember_at("live", true, at(500));
+        assert_eq!(states.known_at("live", at(29_000)), Some(true));
+        states.remember_at("x", false, at(30_000));
+        let kept: Vec<_> = states.0.lock().unwrap().keys().cloned().collect::<Vec<_>>();
+        assert_eq!(
+            kept.len(),
+            2,
+            "{kept:?}: gone (stale at 30 s) dropped, live and x kept"
+        );
+        assert!(!kept.contains(&"gone".to_owned()));
     }
 
     #[test]

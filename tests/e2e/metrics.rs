@@ -106,14 +106,13 @@ async fn metrics_show_each_token_issues_by_reason_and_every_write_and_idle_means
         Some(2.0)
     );
     assert_eq!(m.get("apitoken_leader", &[]), Some(1.0));
-    // Every write, by resource and verb: a shell and an apply per issued Secret, a finalizer and a
-    // status per ApiToken, one Event each.
+    // Every write, by resource and verb: a shell and an apply per issued Secret, a status per
+    // ApiToken, one Event each. No finalizer: deletionPolicy Delete needs none (crate::deletion).
     assert_eq!(
         m.writes(),
         writes(&[
             ("secrets", "create", 2.0),
             ("secrets", "patch", 2.0),
-            ("apitokens", "patch", 3.0),
             ("apitokens/status", "patch", 3.0),
             ("events", "create", 3.0),
         ])
@@ -148,28 +147,38 @@ async fn metrics_show_each_token_issues_by_reason_and_every_write_and_idle_means
         .await
         .unwrap();
     wait_status(&ns, "expiring", "revision 2", TIMEOUT, |t| revision(t) == 2).await;
+    let events = |m: &Scrape| {
+        m.get(
+            "apitoken_api_writes_total",
+            &[("resource", "events"), ("verb", "create")],
+        )
+    };
+    let before = eventually("the rotation's Event counted", TIMEOUT, || async {
+        let m = op.scrape().await;
+        (events(&m) == Some(4.0)).then_some(m)
+    })
+    .await;
     ns.tokens()
         .delete("billing-client", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("billing-client gone", TIMEOUT, || async {
-        ns.tokens()
-            .get_opt("billing-client")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+    eventually("billing-client and its Secret gone", TIMEOUT, || async {
+        let token = ns.tokens().get_opt("billing-client").await.unwrap();
+        let secret = ns.secrets().get_opt("billing-client").await.unwrap();
+        (token.is_none() && secret.is_none()).then_some(())
     })
     .await;
+    // The revocation is one Event; the garbage collector, not the operator, deletes the Secret.
     let m = eventually("the request and the deletion counted", TIMEOUT, || async {
         let m = op.scrape().await;
-        let revoked = m.get(
-            "apitoken_api_writes_total",
-            &[("resource", "secrets"), ("verb", "delete")],
-        );
-        (revoked == Some(1.0)).then_some(m)
+        (events(&m) == Some(5.0)).then_some(m)
     })
     .await;
+    let mut expected = before.writes();
+    *expected
+        .entry(("events".into(), "create".into()))
+        .or_default() += 1.0;
+    assert_eq!(m.writes(), expected, "one Event, nothing else");
     assert_eq!(
         m.get("apitoken_issues_total", &[("reason", "Requested")]),
         Some(1.0)
