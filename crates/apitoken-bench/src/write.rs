@@ -67,8 +67,9 @@ pub async fn admission(
     Ok(())
 }
 
-/// Scenario 2: for each ApiToken `adm-i` the writes an issue costs the operator: finalizer patch,
-/// Secret create (shell), Secret apply, status apply, Event; `workers` tokens at a time.
+/// Scenario 2: for each ApiToken `adm-i` the writes an issue costs the operator (deletionPolicy
+/// Delete, so no finalizer): Secret create (shell), Secret apply, status apply, Event; `workers`
+/// tokens at a time. The ApiTokens are listed first, as the operator has them in its cache.
 pub async fn floor(
     client: &Client,
     ns: &[String],
@@ -76,14 +77,23 @@ pub async fn floor(
     workers: usize,
     r: &mut Report,
 ) -> anyhow::Result<f64> {
+    let mut cached = std::collections::HashMap::new();
+    for ns in ns {
+        for t in Api::<ApiToken>::namespaced(client.clone(), ns)
+            .list(&Default::default())
+            .await?
+        {
+            cached.insert((ns.clone(), t.metadata.name.clone().unwrap_or_default()), t);
+        }
+    }
+    let cached = &cached;
     let start = Instant::now();
     each(spread(n, ns), workers, |(ns, i)| async move {
         let name = format!("adm-{i}");
         let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &ns);
         let secrets: Api<Secret> = Api::namespaced(client.clone(), &ns);
         let events: Api<Event> = Api::namespaced(client.clone(), &ns);
-        let fin = json!({"metadata": {"finalizers": ["apitoken.dev/cleanup"]}});
-        let t = tokens.patch(&name, &PatchParams::default(), &Patch::Merge(&fin)).await?;
+        let t = cached.get(&(ns.clone(), name.clone())).ok_or_else(|| anyhow::anyhow!("{ns}/{name} not listed"))?;
         let mut shell = secret(&format!("fl-{i}"), "floor", 0);
         shell.string_data = None;
         shell.metadata.owner_references = Some(vec![t.controller_owner_ref(&()).unwrap()]);
@@ -117,7 +127,7 @@ pub async fn floor(
     let total = start.elapsed().as_secs_f64();
     r.row(
         "floor",
-        &format!("5 writes per token, {workers} at a time (s)"),
+        &format!("4 writes per token, {workers} at a time (s)"),
         total,
     );
     Ok(total)
