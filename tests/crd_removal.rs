@@ -71,15 +71,7 @@ async fn deleting_the_crd_completes_and_honours_each_deletion_policy() {
             .then_some(())
     })
     .await;
-    eventually("the Delete token's Secret gone", TIMEOUT, || async {
-        ns.secrets()
-            .get_opt("gone")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&ns.secrets(), "gone", TIMEOUT).await;
     let kept = ns
         .secrets()
         .get("kept")

@@ -346,15 +346,7 @@ async fn deletion_revokes_or_retains_the_secret() {
         .delete("keeper", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("ApiToken gone", TIMEOUT, || async {
-        ns.tokens()
-            .get_opt("keeper")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&ns.tokens(), "keeper", TIMEOUT).await;
     // Give the garbage collector time to act if an owner reference had been left behind.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let kept = ns.secrets().get("keeper").await.expect("Secret retained");

@@ -174,6 +174,28 @@ impl TestNs {
             .await
             .expect("delete namespace");
     }
+
+    /// Deletes the namespace and waits until it is gone (the test namespace can then be created
+    /// again under the same name).
+    pub async fn delete_namespace_and_wait(&self, timeout: Duration) {
+        let namespaces: Api<Namespace> = Api::all(self.client.clone());
+        namespaces
+            .delete(&self.name, &DeleteParams::default())
+            .await
+            .expect("delete namespace");
+        wait_gone(&namespaces, &self.name, timeout).await;
+    }
+}
+
+/// Waits until the object `name` is gone from `api`.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str, timeout: Duration)
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    eventually(&format!("{name} gone"), timeout, || async {
+        api.get_opt(name).await.unwrap().is_none().then_some(())
+    })
+    .await;
 }
 
 fn rand_suffix() -> u32 {
@@ -290,7 +312,9 @@ fn record_value(value: &str) {
         .append(true)
         .open(issued_values_file())
     {
-        let _ = writeln!(file, "{value}");
+        // One write per line: tests record concurrently, and `writeln!` may split a line into two
+        // appends, which interleave into a merged line and an empty one (that every text contains).
+        let _ = file.write_all(format!("{value}\n").as_bytes());
     }
 }
 
@@ -316,6 +340,7 @@ pub fn issued_values() -> std::collections::BTreeSet<String> {
     std::fs::read_to_string(issued_values_file())
         .unwrap_or_default()
         .lines()
+        .filter(|v| v.len() >= MIN_RECORDED)
         .map(str::to_owned)
         .collect()
 }

@@ -152,15 +152,7 @@ async fn helm_install_runs_the_operator_on_the_node_with_leader_handover_and_uni
         .delete("life", &DeleteParams::default())
         .await
         .unwrap();
-    eventually("the Secret revoked with its ApiToken", TIMEOUT, || async {
-        ns.secrets()
-            .get_opt("life")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&ns.secrets(), "life", TIMEOUT).await;
 
     // Kept on uninstall, to see the hook honour Retain.
     ns.apply_yaml("metadata: {name: kept}\nspec: {deletionPolicy: Retain}\n")
@@ -258,16 +250,5 @@ async fn helm_install_runs_the_operator_on_the_node_with_leader_handover_and_uni
     .await;
     // Nothing holds the namespace: it goes within a minute, and garbage collection takes the
     // Delete tokens' Secrets with their ApiTokens.
-    let name = ns.name.clone();
-    let namespaces: Api<Namespace> = Api::all(ns.client.clone());
-    ns.delete_namespace().await;
-    eventually("the namespace gone", Duration::from_secs(60), || async {
-        namespaces
-            .get_opt(&name)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    ns.delete_namespace_and_wait(Duration::from_secs(60)).await;
 }

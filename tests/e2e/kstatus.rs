@@ -244,15 +244,7 @@ async fn the_operator_runs_on_the_charts_namespaced_rbac() {
         .delete("app", &Default::default())
         .await
         .unwrap();
-    eventually("the Secret revoked", TIMEOUT, || async {
-        ns.secrets()
-            .get_opt("app")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    wait_gone(&ns.secrets(), "app", TIMEOUT).await;
     let logs = op.logs();
     let forbidden = logs.lines().filter(|l| l.contains("forbidden")).count();
     assert!(forbidden > 0, "the withdrawn verb was used");

@@ -76,20 +76,7 @@ pub fn restore(ns: &str, list: &Value) {
 
 /// Deletes the namespace, waits until it is gone (at most 60 s) and creates it again.
 pub async fn recreate_namespace(ns: &TestNs) {
-    let namespaces: Api<Namespace> = Api::all(ns.client.clone());
-    namespaces
-        .delete(&ns.name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("namespace deleted", Duration::from_secs(60), || async {
-        namespaces
-            .get_opt(&ns.name)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    ns.delete_namespace_and_wait(Duration::from_secs(60)).await;
     let fresh = Namespace {
         metadata: ObjectMeta {
             name: Some(ns.name.clone()),
@@ -97,7 +84,7 @@ pub async fn recreate_namespace(ns: &TestNs) {
         },
         ..Namespace::default()
     };
-    namespaces
+    Api::<Namespace>::all(ns.client.clone())
         .create(&PostParams::default(), &fresh)
         .await
         .unwrap();
@@ -225,15 +212,7 @@ async fn retain_then_recreate_keeps_the_value_and_retains_again() {
             .delete("kept", &DeleteParams::default())
             .await
             .unwrap();
-        eventually("ApiToken gone", TIMEOUT, || async {
-            ns.tokens()
-                .get_opt("kept")
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        })
-        .await;
+        wait_gone(&ns.tokens(), "kept", TIMEOUT).await;
         let kept = ns
             .secrets()
             .get("kept")

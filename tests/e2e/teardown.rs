@@ -3,8 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 
 use kube::ResourceExt;
@@ -37,20 +35,7 @@ async fn deleting_a_namespace_of_apitokens_reissues_nothing_and_writes_nothing_r
 
     let from = op.line_offset();
     let started = Instant::now();
-    let namespaces: Api<Namespace> = Api::all(ns.client.clone());
-    namespaces
-        .delete(&ns.name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("namespace gone", Duration::from_secs(180), || async {
-        namespaces
-            .get_opt(&ns.name)
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
-    })
-    .await;
+    ns.delete_namespace_and_wait(Duration::from_secs(180)).await;
     eprintln!(
         "teardown of {TOKENS} ApiTokens took {:.1} s",
         started.elapsed().as_secs_f64()
@@ -132,19 +117,7 @@ async fn released_finalizers_leave_nothing_stuck_once_the_operator_is_gone() {
             .then_some(())
     })
     .await;
-    eventually(
-        "the Delete token's Secret collected",
-        Duration::from_secs(60),
-        || async {
-            a.secrets()
-                .get_opt("gone")
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    wait_gone(&a.secrets(), "gone", Duration::from_secs(60)).await;
     let kept = a
         .secrets()
         .get("kept")
@@ -154,23 +127,6 @@ async fn released_finalizers_leave_nothing_stuck_once_the_operator_is_gone() {
     assert_eq!(secret_value(&kept, "token"), kept_value);
 
     // Namespace b: deleted whole, finishes well within 60 s.
-    let namespaces: Api<Namespace> = Api::all(b.client.clone());
-    namespaces
-        .delete(&b.name, &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually(
-        "namespace deleted without the operator",
-        Duration::from_secs(60),
-        || async {
-            namespaces
-                .get_opt(&b.name)
-                .await
-                .unwrap()
-                .is_none()
-                .then_some(())
-        },
-    )
-    .await;
+    b.delete_namespace_and_wait(Duration::from_secs(60)).await;
     a.delete_namespace().await;
 }
