@@ -22,6 +22,7 @@ use crate::health::Readiness;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::report::{self, Audit};
+use crate::secret_cache::SecretCache;
 use crate::{namespaces, reconcile, teardown};
 
 /// Longest single wait: far-future due times are re-checked (without writing) after this.
@@ -50,6 +51,8 @@ pub struct Context {
     pub freshness: Freshness,
     /// Which namespaces are being torn down, remembered briefly.
     pub namespaces: teardown::NamespaceStates,
+    /// The operator's own Secrets, and when the cached copy may decide.
+    pub secrets: SecretCache,
 }
 
 impl Context {
@@ -74,6 +77,7 @@ pub async fn run(
         controller: FIELD_MANAGER.into(),
         instance: settings.instance,
     };
+    let (secrets, own_secret_events) = SecretCache::watch(&client, &settings.namespaces);
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -82,6 +86,7 @@ pub async fn run(
         failures: Failures::default(),
         freshness: Freshness::default(),
         namespaces: teardown::NamespaceStates::default(),
+        secrets,
     });
     let (revocations, record_revocations) = Revocations::start(ctx.clone());
 
@@ -103,20 +108,12 @@ pub async fn run(
         _ => {}
     });
     let token_events = reflector::reflector(tokens, token_events).applied_objects();
-    // Every Secret, metadata only: ours to notice deletion and edits, foreign ones so a conflict
+    // The operator's own Secrets whole (its cache), all others by metadata only so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
     let secret_events = namespaces::secret_metadata(&client, &settings.namespaces);
-    let mapper_store = store.clone();
-    let controller = Controller::for_stream(token_events, store)
-        .watches_stream(secret_events, move |s| {
-            let (ns, name) = (s.namespace(), s.name_any());
-            mapper_store
-                .state()
-                .into_iter()
-                .filter(|t| t.namespace() == ns && t.secret_name() == name)
-                .map(|t| ObjectRef::from_obj(t.as_ref()))
-                .collect::<Vec<_>>()
-        })
+    let controller = Controller::for_stream(token_events, store.clone())
+        .watches_stream(own_secret_events, tokens_naming(store.clone()))
+        .watches_stream(secret_events, tokens_naming(store))
         // A standby skips reconciles; when it becomes the leader it takes up every ApiToken.
         .reconcile_all_on(leadership.gained())
         .with_config(ControllerConfig::default().concurrency(settings.workers))
@@ -229,13 +226,14 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
     let key = ObjectRef::from_obj(cached.as_ref());
     // The watch cache can trail our own last write (a status, a removed finalizer); deciding on
     // it could issue twice or clean up twice. Then decide on the object as stored.
-    let token = if ctx.freshness.cache_is_current(&cached) {
+    let token = if ctx.freshness.cache_is_current(cached.as_ref()) {
         Some(cached.as_ref().clone())
     } else {
         api.get_opt(&cached.name_any()).await?
     };
     let Some(token) = token else {
-        ctx.freshness.forget(&cached);
+        ctx.freshness.forget(cached.as_ref());
+        ctx.secrets.forget(&ns, &cached.secret_name());
         ctx.failures.clear(&key);
         return Ok(Action::await_change());
     };
@@ -263,10 +261,25 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
         other => other?,
     };
     if deleting {
-        ctx.freshness.forget(&cached);
+        ctx.freshness.forget(cached.as_ref());
     }
     ctx.failures.clear(&key);
     Ok(action)
+}
+
+/// Maps a Secret (whole or metadata) to the ApiTokens in its namespace that name it.
+fn tokens_naming<S: Resource>(
+    tokens: reflector::Store<ApiToken>,
+) -> impl Fn(S) -> Vec<ObjectRef<ApiToken>> {
+    move |s| {
+        let (ns, name) = (s.namespace(), s.name_any());
+        tokens
+            .state()
+            .into_iter()
+            .filter(|t| t.namespace() == ns && t.secret_name() == name)
+            .map(|t| ObjectRef::from_obj(t.as_ref()))
+            .collect()
+    }
 }
 
 /// Requeue at the next due time; a due time in the past runs again at once.

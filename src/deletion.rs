@@ -4,8 +4,9 @@
 //!   Secret through its ownerReference, so a namespace holding ApiTokens is torn down as fast as
 //!   one holding plain Secrets, and nothing is left stuck when the operator is not running. The
 //!   revocation (audit line and `Revoked` Event) is recorded from the watch's delete event
-//!   ([`Revocations`]). A token deleted while no operator watches is still revoked (its Secret
-//!   goes), but not recorded.
+//!   ([`Revocations`]), including the deletes a re-list reports after a lost watch
+//!   ([`crate::namespaces::Merge`]). A token deleted while no operator runs is still revoked (its
+//!   Secret goes), but not recorded.
 //! - **Retain** keeps the `apitoken.dev/cleanup` finalizer: only the operator can drop its
 //!   ownerReference before the garbage collector would act ([`cleanup`]).
 //!

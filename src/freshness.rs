@@ -10,33 +10,28 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
-use crate::api::ApiToken;
-
+/// One per kind of object (ApiTokens, the operator's Secrets): keys are namespace/name.
 #[derive(Default)]
 pub struct Freshness {
     /// namespace/name -> resourceVersion of the operator's last write to it.
     written: Mutex<HashMap<String, u64>>,
 }
 
-fn key(token: &ApiToken) -> String {
-    format!(
-        "{}/{}",
-        token.namespace().unwrap_or_default(),
-        token.name_any()
-    )
+fn key(obj: &impl Resource) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
 }
 
 /// A resourceVersion as the number etcd gives it; None for anything else (then read fresh).
-fn version(token: &ApiToken) -> Option<u64> {
-    token.resource_version()?.parse().ok()
+fn version(obj: &impl Resource) -> Option<u64> {
+    obj.resource_version()?.parse().ok()
 }
 
 impl Freshness {
     /// Whether `cached` may be decided on without reading it again.
-    pub fn cache_is_current(&self, cached: &ApiToken) -> bool {
-        if cached.metadata.deletion_timestamp.is_some() {
+    pub fn cache_is_current(&self, cached: &impl Resource) -> bool {
+        if cached.meta().deletion_timestamp.is_some() {
             return false;
         }
         match self.written.lock().unwrap().get(&key(cached)) {
@@ -46,21 +41,22 @@ impl Freshness {
     }
 
     /// Records the object a write of ours returned.
-    pub fn wrote(&self, stored: &ApiToken) {
+    pub fn wrote(&self, stored: &impl Resource) {
         if let Some(v) = version(stored) {
             self.written.lock().unwrap().insert(key(stored), v);
         }
     }
 
     /// The object is gone: nothing to remember.
-    pub fn forget(&self, token: &ApiToken) {
-        self.written.lock().unwrap().remove(&key(token));
+    pub fn forget(&self, obj: &impl Resource) {
+        self.written.lock().unwrap().remove(&key(obj));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::ApiToken;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
     fn at(rv: &str) -> ApiToken {

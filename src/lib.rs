@@ -30,6 +30,7 @@ pub mod restore;
 pub mod rollout;
 pub mod rotate;
 pub mod secret;
+pub mod secret_cache;
 pub mod status;
 pub mod teardown;
 pub mod token;

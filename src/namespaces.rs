@@ -40,7 +40,8 @@ where
         .collect()
 }
 
-/// Every Secret in the watched namespaces that is added, changed or relisted, metadata only
+/// Every Secret in the watched namespaces that is not the operator's own (those are watched whole:
+/// [`crate::secret_cache`]) and is added, changed or relisted, metadata only
 /// (`PartialObjectMeta`: the API server sends no data), listed in pages of 500 from etcd. With
 /// 50,000 unrelated Secrets, a list served from the API server's cache (`any_semantic`, which
 /// ignores the page size) came as one response and cost 680 MiB of peak memory at startup.
@@ -49,8 +50,10 @@ pub fn secret_metadata(
     namespaces: &[String],
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + use<> {
     let apis = apis::<PartialObjectMeta<Secret>>(client, namespaces);
+    let others = crate::secret_cache::selector(false);
     stream::select_all(apis.into_iter().map(|(_, api)| {
-        watcher::watcher(api, watcher::Config::default().page_size(500))
+        let config = watcher::Config::default().labels(&others).page_size(500);
+        watcher::watcher(api, config)
             .default_backoff()
             .touched_objects()
             .boxed()

@@ -21,6 +21,7 @@ use crate::report::{self, Audit, Reason};
 use crate::restore;
 use crate::rollout;
 use crate::secret::{self, Desired};
+use crate::secret_cache::SecretCache;
 use crate::status::{self, Readiness};
 use crate::{teardown, token};
 
@@ -48,7 +49,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     }
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
-    let observed_secret = secrets.get_opt(&token.secret_name()).await?;
+    let observed_secret = ctx.secrets.get(&secrets, ns, &token.secret_name()).await?;
     if let Some(until) = restore::awaiting_secret(token, observed_secret.is_some(), now) {
         return restore::wait(token, ctx, status, until, now).await;
     }
@@ -72,9 +73,10 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     tracing::debug!(namespace = ns, name = %token.name_any(), action = ?plan.action, "planned");
 
     let creates = teardown::would_create_secret(&plan.action, observed_secret.is_some());
-    if creates && teardown::namespace_terminating(&ctx.client, ns).await? {
-        // The namespace controller deleted the Secret; everything here is going.
-        return Ok(Action::await_change());
+    if creates && ctx.namespaces.terminating(&ctx.client, ns).await? {
+        // The namespace controller deleted the Secret; everything here is going. Looked at again
+        // once that answer is no longer trusted, in case a namespace of the same name came back.
+        return Ok(Action::requeue(teardown::TERMINATING_FOR));
     }
     if plan.action == plan::Action::Conflict {
         let message = format!(
@@ -89,6 +91,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     let step = Step {
         token,
         secrets: &secrets,
+        cache: &ctx.secrets,
         observed: trusted.ok().flatten(),
         expires_at: plan.expires_at,
         now,
@@ -169,6 +172,8 @@ struct Report {
 struct Step<'a> {
     token: &'a ApiToken,
     secrets: &'a Api<Secret>,
+    /// Told about every Secret write, so it never decides on a Secret older than ours.
+    cache: &'a SecretCache,
     /// The Secret, when it is ours.
     observed: Option<&'a Secret>,
     expires_at: Option<Timestamp>,
@@ -231,7 +236,14 @@ impl Step<'_> {
             issue,
             expires_at: self.expires_at,
         };
-        apply_secret(self.secrets, self.token, self.observed, &desired).await
+        apply_secret(
+            self.secrets,
+            self.cache,
+            self.token,
+            self.observed,
+            &desired,
+        )
+        .await
     }
 
     /// A new value; the current one becomes `token.previous` until `previous_until`, if given.
@@ -463,6 +475,7 @@ fn audit_for(
 /// overwritten; a new Secret is first created as a shell, which fails if one exists.
 async fn apply_secret(
     secrets: &Api<Secret>,
+    cache: &SecretCache,
     token: &ApiToken,
     observed: Option<&Secret>,
     desired: &Desired<'_>,
@@ -471,14 +484,21 @@ async fn apply_secret(
     want.metadata.resource_version = match observed {
         Some(observed) if !secret::needs_write(observed, &want) => return Ok(None),
         Some(observed) => observed.resource_version(),
-        None => create_shell(secrets, token).await?.resource_version(),
+        None => {
+            let shell = create_shell(secrets, token).await?;
+            cache.wrote(&shell);
+            shell.resource_version()
+        }
     };
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match secrets
         .patch(&token.secret_name(), &params, &Patch::Apply(&want))
         .await
     {
-        Ok(written) => Ok(Some(written)),
+        Ok(written) => {
+            cache.wrote(&written);
+            Ok(Some(written))
+        }
         // Invalid (e.g. template annotations too large): retrying cannot help.
         Err(kube::Error::Api(status)) if status.code == 422 => {
             Err(Error::SecretRejected(status.message))

@@ -74,7 +74,7 @@ pub async fn namespace_terminating(client: &Client, ns: &str) -> Result<bool, Er
 
 /// How long a namespace seen terminating is taken to still be: it never stops, but a namespace of
 /// the same name may be created again once it is gone.
-const TERMINATING_FOR: Duration = Duration::from_secs(30);
+pub const TERMINATING_FOR: Duration = Duration::from_secs(30);
 /// How long a namespace seen live is taken to still be: short, so a teardown that starts meanwhile
 /// costs at most this long of refused Events.
 const LIVE_FOR: Duration = Duration::from_secs(1);
