@@ -7,14 +7,15 @@ use std::time::{Duration, Instant};
 use apitoken_operator::api::ApiToken;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
 use serde_json::json;
 
 use crate::Report;
 use crate::counters::{self, Requests};
-use crate::objects::{each, secret, spread, token};
+use crate::objects::{each, issued_event, secret, spread, token};
 use crate::operator::Operator;
 use crate::watch::{Tracker, percentiles};
 
@@ -267,16 +268,7 @@ pub async fn revocation(
 /// Scenario 5 (second half): `count` unrelated Secrets of 4 KiB spread over the watched
 /// namespaces (the operator watches every Secret there), created before the operator restarts.
 pub async fn unrelated(client: &Client, ns: &[String], count: usize) -> anyhow::Result<()> {
-    each(spread(count, ns), 32, |(ns, i)| async move {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-        api.create(
-            &PostParams::default(),
-            &secret(&format!("other-{i}"), "unrelated", 4096),
-        )
-        .await?;
-        Ok(())
-    })
-    .await
+    crate::objects::create_secrets(client, ns, count, 32, ("other", "unrelated", 4096)).await
 }
 
 pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
@@ -307,17 +299,28 @@ pub async fn teardown(
     let bench = down;
     let plain: Vec<String> = (0..bench.len()).map(|i| format!("plain-{i}")).collect();
     crate::objects::ensure_namespaces(client, &plain).await?;
-    each(spread(n, &plain), 32, |(ns, i)| async move {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-        api.create(
-            &PostParams::default(),
-            &secret(&format!("tok-{i}"), "plain", 48),
-        )
-        .await?;
+    crate::objects::create_secrets(client, &plain, n, 32, ("tok", "plain", 48)).await?;
+    let secrets = delete_namespaces(client, &plain).await?;
+    // The same objects (ApiTokens, their Secrets, one Event each) in namespaces the operator does
+    // not watch: what deleting them costs the API server alone.
+    let same: Vec<String> = (0..bench.len()).map(|i| format!("same-{i}")).collect();
+    crate::objects::ensure_namespaces(client, &same).await?;
+    each(spread(n, &same), 32, |(ns, i)| async move {
+        let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &ns);
+        let t = token(&format!("tok-{i}"), "same", json!({}));
+        let t = tokens.create(&PostParams::default(), &t).await?;
+        let mut s = secret(&format!("tok-{i}"), "same", 48);
+        s.metadata.owner_references = Some(vec![t.controller_owner_ref(&()).unwrap()]);
+        Api::<Secret>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &s)
+            .await?;
+        Api::<Event>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &issued_event(&t))
+            .await?;
         Ok(())
     })
     .await?;
-    let secrets = delete_namespaces(client, &plain).await?;
+    let same = delete_namespaces(client, &same).await?;
     let refused_before = counters::refused(client).await?;
     let tokens = delete_namespaces(client, bench).await?;
     let refused = counters::refused(client).await? - refused_before;
@@ -331,7 +334,17 @@ pub async fn teardown(
         "namespaces of N ApiTokens deleted, operator running (s)",
         tokens,
     );
+    r.row(
+        "teardown",
+        "namespaces of the same objects without the operator (s)",
+        same,
+    );
     r.row("teardown", "ApiTokens / plain Secrets", tokens / secrets);
+    r.row(
+        "teardown",
+        "ApiTokens / the same objects alone",
+        tokens / same,
+    );
     r.row("teardown", "refused (403) requests during it", refused);
     Ok(())
 }

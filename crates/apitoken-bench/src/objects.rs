@@ -3,8 +3,10 @@
 use apitoken_operator::api::ApiToken;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::Client;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, PostParams};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
 pub fn token(name: &str, label: &str, spec: serde_json::Value) -> ApiToken {
@@ -72,6 +74,46 @@ pub async fn ensure_namespaces(client: &Client, names: &[String]) -> anyhow::Res
 }
 
 /// `(namespace, index)` for `n` objects spread over `namespaces`.
+/// Creates Secrets `{prefix}-{i}` for i in 0..n over `namespaces`, `concurrency` at a time, each
+/// labelled `bench: label` with `bytes` of value.
+pub async fn create_secrets(
+    client: &Client,
+    namespaces: &[String],
+    n: usize,
+    concurrency: usize,
+    (prefix, label, bytes): (&str, &str, usize),
+) -> anyhow::Result<()> {
+    each(spread(n, namespaces), concurrency, |(ns, i)| async move {
+        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
+        api.create(
+            &PostParams::default(),
+            &secret(&format!("{prefix}-{i}"), label, bytes),
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// The Event the operator posts when it issues `regarding`'s first value.
+pub fn issued_event(regarding: &ApiToken) -> Event {
+    Event {
+        metadata: kube::api::ObjectMeta {
+            generate_name: Some(format!("{}-", regarding.name_any())),
+            ..Default::default()
+        },
+        event_time: Some(MicroTime(jiff::Timestamp::now())),
+        reporting_controller: Some("apitoken-bench".into()),
+        reporting_instance: Some("bench".into()),
+        action: Some("Issued".into()),
+        reason: Some("Issued".into()),
+        type_: Some("Normal".into()),
+        note: Some("revision 1".into()),
+        regarding: Some(regarding.object_ref(&())),
+        ..Default::default()
+    }
+}
+
 pub fn spread(n: usize, namespaces: &[String]) -> Vec<(String, usize)> {
     (0..n)
         .map(|i| (namespaces[i % namespaces.len()].clone(), i))

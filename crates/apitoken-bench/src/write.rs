@@ -7,14 +7,13 @@ use std::time::Instant;
 use apitoken_operator::api::ApiToken;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::json;
 
 use crate::Report;
 use crate::counters::{self, Requests};
-use crate::objects::{each, secret, spread, token};
+use crate::objects::{each, issued_event, secret, spread, token};
 use crate::operator::Operator;
 use crate::watch::{Tracker, percentiles};
 
@@ -27,16 +26,7 @@ pub async fn admission(
     r: &mut Report,
 ) -> anyhow::Result<()> {
     let start = Instant::now();
-    each(spread(n, ns), concurrency, |(ns, i)| async move {
-        let api: Api<Secret> = Api::namespaced(client.clone(), &ns);
-        api.create(
-            &PostParams::default(),
-            &secret(&format!("adm-{i}"), "admission", 48),
-        )
-        .await?;
-        Ok(())
-    })
-    .await?;
+    crate::objects::create_secrets(client, ns, n, concurrency, ("adm", "admission", 48)).await?;
     let secrets = start.elapsed().as_secs_f64();
     let start = Instant::now();
     each(spread(n, ns), concurrency, |(ns, i)| async move {
@@ -108,19 +98,7 @@ pub async fn floor(
                 "type": "Ready", "status": "True", "reason": "Issued", "message": "revision 1 is current",
                 "lastTransitionTime": "2026-11-22T10:00:00Z"}]}});
         tokens.patch_status(&name, &apply, &Patch::Apply(&status)).await?;
-        let event = Event {
-            metadata: kube::api::ObjectMeta { generate_name: Some(format!("{name}-")), ..Default::default() },
-            event_time: Some(MicroTime(jiff::Timestamp::now())),
-            reporting_controller: Some("apitoken-bench".into()),
-            reporting_instance: Some("bench".into()),
-            action: Some("Issued".into()),
-            reason: Some("Issued".into()),
-            type_: Some("Normal".into()),
-            note: Some("revision 1".into()),
-            regarding: Some(t.object_ref(&())),
-            ..Default::default()
-        };
-        events.create(&PostParams::default(), &event).await?;
+        events.create(&PostParams::default(), &issued_event(t)).await?;
         Ok(())
     })
     .await?;
