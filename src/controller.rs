@@ -111,22 +111,43 @@ pub async fn run(
     // The operator's own Secrets whole (its cache), all others by metadata only so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
     let secret_events = namespaces::secret_metadata(&client, &settings.namespaces);
-    let controller = Controller::for_stream(token_events, store.clone())
-        .watches_stream(own_secret_events, tokens_naming(store.clone()))
-        .watches_stream(secret_events, tokens_naming(store))
-        // A standby skips reconciles; when it becomes the leader it takes up every ApiToken.
-        .reconcile_all_on(leadership.gained())
-        .with_config(ControllerConfig::default().concurrency(settings.workers))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            match result {
-                Ok((obj, _)) => tracing::debug!(namespace = obj.namespace.as_deref(), name = %obj.name, "reconciled"),
-                Err(error) => tracing::debug!(error = %error, "reconcile stream"),
+    // The Secret cache is filled by a stream of its own, not through the controller: a
+    // controller with every worker busy stops polling its trigger streams, and reconciles must
+    // not wait on a cache that only they would fill.
+    let (own_secrets, own_secret_triggers) = futures::channel::mpsc::unbounded();
+    let naming = tokens_naming(store.clone());
+    let fill_secret_cache = own_secret_events.for_each(move |secret| {
+        if let Ok(secret) = secret {
+            for token in naming(secret) {
+                let _ = own_secrets.unbounded_send(token);
             }
-        });
-    // The recording task ends when the controller has stopped and dropped the watch.
-    futures::join!(controller, record_revocations);
+        }
+        futures::future::ready(())
+    });
+    let controller = async move {
+        // Decide on the Secrets as listed, not on one GET per token (a restart reads none).
+        ctx.secrets.wait_listed().await;
+        Controller::for_stream(token_events, store.clone())
+            .reconcile_on(own_secret_triggers)
+            .watches_stream(secret_events, tokens_naming(store))
+            // A standby skips reconciles; when it becomes the leader it takes up every ApiToken.
+            .reconcile_all_on(leadership.gained())
+            .with_config(ControllerConfig::default().concurrency(settings.workers))
+            .shutdown_on_signal()
+            .run(reconcile, error_policy, ctx)
+            .for_each(|result| async move {
+                match result {
+                    Ok((obj, _)) => tracing::debug!(namespace = obj.namespace.as_deref(), name = %obj.name, "reconciled"),
+                    Err(error) => tracing::debug!(error = %error, "reconcile stream"),
+                }
+            })
+            .await;
+    };
+    // The recording task ends when the controller has stopped and dropped the watch; the Secret
+    // watch never ends by itself and is dropped then.
+    let stopped = futures::future::join(controller, record_revocations);
+    futures::pin_mut!(fill_secret_cache);
+    futures::future::select(std::pin::pin!(stopped), fill_secret_cache).await;
     tracing::info!("controller stopped");
 }
 

@@ -12,7 +12,6 @@
 //! foreign Secret in the way of an ApiToken is read when it changes.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::Stream;
@@ -28,16 +27,13 @@ use crate::freshness::Freshness;
 use crate::namespaces;
 use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL};
 
-/// How long a reconcile waits at startup for the first list of the operator's Secrets before it
-/// reads Secrets one by one instead.
+/// How long the controller waits at startup for the first list of the operator's Secrets before
+/// it starts anyway, reading Secrets one by one.
 const LIST_WAIT: Duration = Duration::from_secs(30);
 
 pub struct SecretCache {
     store: Store<Secret>,
     written: Freshness,
-    /// Set once the first list is in, or once a reconcile has waited LIST_WAIT for it in vain
-    /// (e.g. no RBAC to list Secrets): no reconcile waits after that.
-    waited: AtomicBool,
 }
 
 /// The label selector of the operator's own Secrets, and of all others.
@@ -78,7 +74,6 @@ impl SecretCache {
         let cache = Self {
             store,
             written: Freshness::default(),
-            waited: AtomicBool::new(false),
         };
         (cache, events)
     }
@@ -91,17 +86,25 @@ impl SecretCache {
         ns: &str,
         name: &str,
     ) -> Result<Option<Secret>, Error> {
-        if !self.waited.load(Ordering::Relaxed) {
-            // At startup: until the first list is in, at most LIST_WAIT, once.
-            let _ = tokio::time::timeout(LIST_WAIT, self.store.wait_until_ready()).await;
-            self.waited.store(true, Ordering::Relaxed);
-        }
         let key = ObjectRef::new(name).within(ns);
         match self.store.get(&key) {
             Some(cached) if self.written.cache_is_current(cached.as_ref()) => {
                 Ok(Some(Arc::unwrap_or_clone(cached)))
             }
             _ => Ok(api.get_opt(name).await?),
+        }
+    }
+
+    /// Waits until the first list of the operator's Secrets is in, at most LIST_WAIT (e.g. without
+    /// RBAC to list Secrets: then every Secret is read when needed).
+    pub async fn wait_listed(&self) {
+        if tokio::time::timeout(LIST_WAIT, self.store.wait_until_ready())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the operator's Secrets were not listed in time; reading them one by one"
+            );
         }
     }
 
