@@ -85,7 +85,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new(tokens.clone(), is_leader));
     // The controller's client: every write counted, and refused unless our claim is current.
     let client = ClientBuilder::try_from(config.clone())?
-        .with_layer(&metrics.count_writes())
+        .with_layer(&metrics.count_requests())
         .with_layer(&Fence::new(leadership.clone()))
         .build();
 
@@ -109,7 +109,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         // The lease manager's own client: counted, never fenced (it renews to stay leader).
         Some(election) => {
             let lease_client = ClientBuilder::try_from(config)?
-                .with_layer(&metrics.count_writes())
+                .with_layer(&metrics.count_requests())
                 .build();
             Some(election.start(lease_client, leadership.clone()).await?)
         }

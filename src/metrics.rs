@@ -4,8 +4,8 @@
 //! token's namespace and name; never error text, never a value. Per-token gauges are read from
 //! the watch cache at scrape time ([`tokens`]), so they go when the ApiToken goes.
 
+mod requests;
 mod tokens;
-mod writes;
 
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::api::ApiToken;
 use crate::report::Audit;
 
-pub use writes::{CountWrites, Write, classify};
+pub use requests::{CountRequests, Write, classify, classify_read};
 
 /// The content type of [`Metrics::encode`]'s output.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -40,6 +40,7 @@ pub struct Metrics {
     reconcile_duration: Histogram,
     reconcile_errors: Family<CategoryLabel, Counter>,
     writes: Family<Write, Counter>,
+    reads: Family<Write, Counter>,
 }
 
 impl Metrics {
@@ -75,6 +76,12 @@ impl Metrics {
             "Write requests sent to the Kubernetes API (every method but GET), by resource and verb",
             writes.clone(),
         );
+        let reads = Family::<Write, Counter>::default();
+        registry.register(
+            "api_reads",
+            "Read requests sent to the Kubernetes API (get, list, watch), by resource and verb",
+            reads.clone(),
+        );
         registry.register_collector(Box::new(tokens::TokenGauges::new(tokens)));
         registry.register_collector(Box::new(tokens::LeaderGauge::new(is_leader)));
         Self {
@@ -83,6 +90,7 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             writes,
+            reads,
         }
     }
 
@@ -94,9 +102,9 @@ impl Metrics {
         text
     }
 
-    /// A tower layer for the kube Client that counts every write it sends.
-    pub fn count_writes(&self) -> CountWrites {
-        CountWrites::new(self.writes.clone())
+    /// A tower layer for the kube Client that counts every request it sends.
+    pub fn count_requests(&self) -> CountRequests {
+        CountRequests::new(self.writes.clone(), self.reads.clone())
     }
 
     /// Counts an issued value from its audit record (the durable record of each issue).

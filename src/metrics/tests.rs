@@ -80,6 +80,53 @@ fn writes_are_classified_by_resource_and_verb_and_reads_are_not() {
     }
 }
 
+#[test]
+fn reads_are_classified_as_get_list_or_watch_and_writes_are_not() {
+    let cases = [
+        (
+            "/api/v1/namespaces/ns1/secrets/billing",
+            None,
+            write("secrets", "get"),
+        ),
+        (
+            "/apis/apitoken.dev/v1alpha1/namespaces/ns1/apitokens/a/status",
+            None,
+            write("apitokens/status", "get"),
+        ),
+        (
+            "/api/v1/namespaces/ns1/secrets",
+            Some("labelSelector=a%3Db&limit=500"),
+            write("secrets", "list"),
+        ),
+        (
+            "/apis/apitoken.dev/v1alpha1/apitokens",
+            Some("resourceVersion=0&watch=true&timeoutSeconds=290"),
+            write("apitokens", "watch"),
+        ),
+        ("/api/v1/namespaces/ns1", None, write("namespaces", "get")),
+        (
+            "/api/v1/namespaces",
+            Some("watch=1"),
+            write("namespaces", "watch"),
+        ),
+        ("/version", None, None),
+        ("/apis", None, None),
+    ];
+    for (path, query, expected) in cases {
+        assert_eq!(
+            classify_read(&Method::GET, path, query),
+            expected,
+            "{path}?{query:?}"
+        );
+    }
+    for method in [Method::POST, Method::PATCH, Method::PUT, Method::DELETE] {
+        assert_eq!(
+            classify_read(&method, "/api/v1/namespaces/ns1/secrets/b", None),
+            None
+        );
+    }
+}
+
 fn token(ns: &str, name: &str, status: serde_json::Value) -> ApiToken {
     serde_json::from_value(serde_json::json!({
         "apiVersion": "apitoken.dev/v1alpha1",

@@ -81,6 +81,8 @@ where
     let (reads, writes) = counters::reads_writes(&d);
     r.row(label, "start to every token reconciled (s)", looked);
     r.row(label, "reads (GET)", reads);
+    // The API server also counts other clients' reads (the garbage collector checks owners).
+    r.row(label, "the operator's own GETs", op.own_gets().await?);
     r.row(label, "writes", writes);
     r.text(
         label,

@@ -83,6 +83,11 @@ impl Operator {
 
     /// One sample of the operator's own metrics (summed over labels).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        self.metric_where(name, "").await
+    }
+
+    /// The sum of the series of metric `name` whose line contains `labels` (e.g. `verb="get"`).
+    pub async fn metric_where(&self, name: &str, labels: &str) -> anyhow::Result<f64> {
         let mut stream = tokio::net::TcpStream::connect(self.metrics).await?;
         stream
             .write_all(
@@ -94,8 +99,15 @@ impl Operator {
         Ok(text
             .lines()
             .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+            .filter(|l| l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())
+    }
+
+    /// GET requests this operator process sent (its `apitoken_api_reads_total`), every resource.
+    pub async fn own_gets(&self) -> anyhow::Result<f64> {
+        self.metric_where("apitoken_api_reads_total", "verb=\"get\"")
+            .await
     }
 
     /// Log lines at WARN or ERROR since this process started.

@@ -123,6 +123,7 @@ pub async fn converge(
     r: &mut Report,
 ) -> anyhow::Result<f64> {
     let before = counters::apiserver_requests(client).await?;
+    let own_gets = op.own_gets().await?;
     let created = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let start = Instant::now();
     each(spread(n, ns), concurrency, |(ns, i)| {
@@ -166,6 +167,12 @@ pub async fn converge(
     let d = counters::delta(&before, &after, &own);
     let (reads, writes) = counters::reads_writes(&d);
     r.row("cost", "reads (GET) per issue", reads / n as f64);
+    let own_gets = op.own_gets().await? - own_gets;
+    r.row(
+        "cost",
+        "the operator's own GETs per issue",
+        own_gets / n as f64,
+    );
     r.row("cost", "writes per issue", writes / n as f64);
     r.text(
         "cost",
