@@ -110,7 +110,8 @@ pub async fn run(
     let token_events = reflector::reflector(tokens, token_events).applied_objects();
     // The operator's own Secrets whole (its cache), all others by metadata only so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
-    let secret_events = namespaces::secret_metadata(&client, &settings.namespaces);
+    let others = crate::secret_cache::selector(false);
+    let secret_events = namespaces::secret_metadata(&client, &settings.namespaces, Some(&others));
     // The Secret cache is filled by a stream of its own, not through the controller: a
     // controller with every worker busy stops polling its trigger streams, and reconciles must
     // not wait on a cache that only they would fill.

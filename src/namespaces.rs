@@ -40,19 +40,23 @@ where
         .collect()
 }
 
-/// Every Secret in the watched namespaces that is not the operator's own (those are watched whole:
-/// [`crate::secret_cache`]) and is added, changed or relisted, metadata only
+/// Every Secret in the watched namespaces (or those `selector` selects) that is added, changed or
+/// relisted, metadata only
 /// (`PartialObjectMeta`: the API server sends no data), listed in pages of 500 from etcd. With
 /// 50,000 unrelated Secrets, a list served from the API server's cache (`any_semantic`, which
 /// ignores the page size) came as one response and cost 680 MiB of peak memory at startup.
 pub fn secret_metadata(
     client: &Client,
     namespaces: &[String],
+    selector: Option<&str>,
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + use<> {
     let apis = apis::<PartialObjectMeta<Secret>>(client, namespaces);
-    let others = crate::secret_cache::selector(false);
+    let selector = selector.map(str::to_owned);
     stream::select_all(apis.into_iter().map(|(_, api)| {
-        let config = watcher::Config::default().labels(&others).page_size(500);
+        let mut config = watcher::Config::default().page_size(500);
+        if let Some(selector) = &selector {
+            config = config.labels(selector);
+        }
         watcher::watcher(api, config)
             .default_backoff()
             .touched_objects()

@@ -101,7 +101,7 @@ pub async fn run(
     .touched_objects();
     // Every Secret's metadata: our key sets (edited or deleted) and foreign ones of the same
     // name, so a conflict clears as soon as the foreign Secret goes.
-    let secret_events = namespaces::secret_metadata(&client, &namespaces);
+    let secret_events = namespaces::secret_metadata(&client, &namespaces, None);
     let (by_namespace, by_secret) = (verifiers_reader.clone(), verifiers_reader.clone());
     Controller::for_stream(verifier_events, verifiers_reader)
         .watches_stream(token_events, move |token| {

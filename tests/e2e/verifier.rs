@@ -310,6 +310,32 @@ async fn reapplying_and_restarting_never_rewrite_the_key_set() {
     ns.delete_namespace().await;
 }
 
+/// The key set is the operator's own Secret: deleted by hand, it is written again at once (the
+/// verifier watches it, with the operator's label, like any other Secret).
+#[tokio::test]
+async fn a_deleted_key_set_is_written_again() {
+    let ns = TestNs::new("e2e-ks-deleted").await;
+    let _op = Operator::start(&ns);
+    let values = three_tokens(&ns).await;
+    ns.wait_keyset("orders-keys", "both tokens", |d| d.keys.len() == 2)
+        .await;
+    let before = ns.secrets().get("orders-keys").await.unwrap();
+    ns.secrets()
+        .delete("orders-keys", &Default::default())
+        .await
+        .unwrap();
+    let doc = ns
+        .wait_keyset("orders-keys", "the key set written again", |d| {
+            d.keys.len() == 2
+        })
+        .await;
+    assert_eq!(entries(&doc), ["reader@1/current", "writer@1/current"]);
+    let after = ns.secrets().get("orders-keys").await.unwrap();
+    assert_ne!(after.uid(), before.uid(), "a new Secret");
+    assert_no_plaintext(&after, &values);
+    ns.delete_namespace().await;
+}
+
 #[tokio::test]
 async fn a_foreign_secret_of_that_name_is_a_conflict_and_left_untouched() {
     let ns = TestNs::new("e2e-ks-conflict").await;
