@@ -27,7 +27,7 @@ chart-uninstall-check:
 N ?= 1000
 SCENARIO ?= all
 bench:
-	cargo build --locked --release -p apitoken-operator --bin apitoken-operator -p apitoken-bench
+	cargo build --locked --release -p apitoken-operator -p apitoken-bench --bin apitoken-operator --bin apitoken-bench
 	export CLUSTER_DIR=$(CURDIR)/.cluster-bench KUBECONFIG=$(CURDIR)/.cluster-bench/kubeconfig CLUSTER_NODE=0; \
 	bin=$${CARGO_TARGET_DIR:-target}/release; \
 	rc=0; { $(CLUSTER) up && $$bin/apitoken-bench --n $(N) --scenarios $(SCENARIO) \
