@@ -49,6 +49,12 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     }
 
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+    // An issued token whose Secret left the cache: during a namespace teardown, one read of the
+    // namespace (remembered) instead of one of each Secret.
+    let lost = status.revision.is_some() && !ctx.secrets.holds(ns, &token.secret_name());
+    if lost && ctx.namespaces.terminating(&ctx.client, ns).await? {
+        return Ok(Action::requeue(teardown::TERMINATING_FOR));
+    }
     let observed_secret = ctx.secrets.get(&secrets, ns, &token.secret_name()).await?;
     if let Some(until) = restore::awaiting_secret(token, observed_secret.is_some(), now) {
         return restore::wait(token, ctx, status, until, now).await;

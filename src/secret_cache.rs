@@ -108,6 +108,11 @@ impl SecretCache {
         }
     }
 
+    /// Whether the cache holds a Secret of that name (of the operator's, at some version).
+    pub fn holds(&self, ns: &str, name: &str) -> bool {
+        self.store.get(&ObjectRef::new(name).within(ns)).is_some()
+    }
+
     /// Records a Secret as one of our writes returned it.
     pub fn wrote(&self, stored: &Secret) {
         self.written.wrote(stored);
