@@ -157,3 +157,25 @@ fn the_order_tokens_are_seen_in_does_not_change_the_bytes() {
     assert_eq!(ab.document.render(), ba.document.render());
     assert_eq!(ab.tokens, 2);
 }
+
+/// A previous value the history no longer lists (written by a release that kept no history, or
+/// trimmed) is the revision before the current one; one the history lists keeps its own number.
+#[test]
+fn the_previous_revision_comes_from_history_or_is_the_one_before_current() {
+    let digests = [digest(6), digest(7)];
+    let revision_of_previous = |t: &ApiToken| {
+        let out = run(&[t], &digests, "2026-11-22T10:00:00Z");
+        let previous = out
+            .document
+            .keys
+            .iter()
+            .find(|k| k.state == State::Previous);
+        previous.expect("the previous value is held").revision
+    };
+    let mut unlisted = token("billing");
+    unlisted.status.as_mut().unwrap().history = vec![history(7, 7, None)];
+    assert_eq!(revision_of_previous(&unlisted), 6);
+    let mut renumbered = token("billing");
+    renumbered.status.as_mut().unwrap().history = vec![history(7, 7, None), history(4, 6, None)];
+    assert_eq!(revision_of_previous(&renumbered), 4);
+}
