@@ -227,6 +227,8 @@ fn expiry_wins_over_scopes_and_unknown_values_reveal_no_scope_answer() {
 #[test]
 fn an_empty_key_set_refuses_everything() {
     let keys = KeySet::empty();
+    assert!(keys.is_empty() && keys.len() == 0);
+    assert!(!keyset().is_empty());
     let now = at("2026-11-22T10:00:00Z");
     assert_eq!(keys.verify_at(&value('a'), NONE, now), Verdict::Unknown);
     assert_eq!(
@@ -252,6 +254,17 @@ fn display_is_one_line_without_the_value() {
         keys.verify_at(&value('z'), NONE, now).to_string(),
         "unknown: not in the key set"
     );
+    // Each refusal says why in words (the proxy's log line), never with the value.
+    let malformed = [
+        (Malformed::Empty, "malformed: empty"),
+        (Malformed::TooShort, "malformed: too short"),
+        (Malformed::TooLong, "malformed: too long"),
+        (Malformed::Character, "malformed: a character no token uses"),
+        (Malformed::Checksum, "malformed: wrong checksum"),
+    ];
+    for (why, text) in malformed {
+        assert_eq!(Verdict::Malformed(why).to_string(), text);
+    }
 }
 
 #[test]
