@@ -227,7 +227,8 @@ fn expiry_wins_over_scopes_and_unknown_values_reveal_no_scope_answer() {
 #[test]
 fn an_empty_key_set_refuses_everything() {
     let keys = KeySet::empty();
-    assert!(keys.is_empty() && keys.len() == 0);
+    assert!(keys.is_empty());
+    assert_eq!(keys.len(), 0);
     assert!(!keyset().is_empty());
     let now = at("2026-11-22T10:00:00Z");
     assert_eq!(keys.verify_at(&value('a'), NONE, now), Verdict::Unknown);
