@@ -76,6 +76,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_checksum_alone_is_no_value() {
+        for alphabet in Alphabet::ALL {
+            let empty = encode(b"", alphabet);
+            assert!(!ends_with_checksum(&empty, alphabet), "{alphabet:?}");
+            let one = format!("a{}", encode(b"a", alphabet));
+            assert!(ends_with_checksum(&one, alphabet), "{alphabet:?}");
+        }
+    }
+
+    #[test]
     fn encodes_known_values() {
         // CRC32("abc") = 0x352441C2 = 891568578.
         assert_eq!(crc32fast::hash(b"abc"), 891_568_578);

@@ -330,7 +330,7 @@ fn decode_hex(text: &str) -> Option<[u8; 32]> {
     let nibble = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
     let mut out = [0u8; 32];
     for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+        out[i] = 16 * nibble(pair[0])? + nibble(pair[1])?;
     }
     Some(out)
 }

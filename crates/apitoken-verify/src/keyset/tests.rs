@@ -180,6 +180,55 @@ fn shape_checks() {
         verdict(&"a".repeat(MIN_VALUE_LEN)),
         Verdict::Malformed(Malformed::Checksum)
     );
+    assert_eq!(
+        verdict(&"a".repeat(MAX_VALUE_LEN)),
+        Verdict::Malformed(Malformed::Checksum)
+    );
+}
+
+#[test]
+fn only_valid_verdicts_let_a_request_through_and_known_ones_name_their_token() {
+    let keys = keyset();
+    let now = at("2026-11-22T10:00:00Z");
+    let later = at("2026-11-22T13:00:00Z");
+    let billing = identity("billing", 7, State::Current);
+    let cases = [
+        (keys.verify_at(&value('a'), NONE, now), true, Some(&billing)),
+        (
+            keys.verify_at(&value('a'), &["x"], now),
+            false,
+            Some(&billing),
+        ),
+        (
+            keys.verify_at(&value('a'), NONE, later),
+            false,
+            Some(&billing),
+        ),
+        (keys.verify_at(&value('z'), NONE, now), false, None),
+        (keys.verify_at("", NONE, now), false, None),
+    ];
+    for (verdict, valid, who) in &cases {
+        assert_eq!(verdict.is_valid(), *valid, "{verdict}");
+        assert_eq!(verdict.identity(), *who, "{verdict}");
+    }
+    let previous = keys.verify_at(&value('b'), NONE, now);
+    assert!(previous.is_valid());
+    assert_eq!(
+        previous.identity(),
+        Some(&identity("billing", 6, State::Previous))
+    );
+}
+
+#[test]
+fn a_json_error_keeps_its_cause() {
+    use std::error::Error as _;
+    let err = KeySet::from_json(b"{not json").err().unwrap();
+    assert!(err.source().is_some(), "{err}");
+    let no_grace = entry(&value('a'), "billing", 1, State::Previous);
+    let err = KeySet::from_document(Document::new(vec![no_grace]))
+        .err()
+        .unwrap();
+    assert!(err.source().is_none(), "{err}");
 }
 
 #[test]
@@ -320,6 +369,15 @@ fn a_hash_differing_in_any_one_word_is_not_a_match() {
             "{position}"
         );
     }
+    // Two words differing by the same bits: differences are OR-ed, never cancelled out.
+    let mut twice = hash.clone().into_bytes();
+    for position in [15, 31] {
+        twice[position] = if twice[position] == b'0' { b'1' } else { b'0' };
+    }
+    let mut e = entry(&value('a'), "twice", 1, State::Current);
+    e.sha256 = String::from_utf8(twice).unwrap();
+    let keys = KeySet::from_document(Document::new(vec![e])).unwrap();
+    assert_eq!(keys.verify_at(&value('a'), NONE, now), Verdict::Unknown);
     // Among many entries, the one that matches is found wherever it is.
     let mut entries: Vec<Entry> = (0..50)
         .map(|i| {
