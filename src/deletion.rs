@@ -69,6 +69,7 @@ pub struct Revocations {
 
 impl Revocations {
     /// The sender for the watch, and the task that records what it sends until the watch ends.
+    #[mutants::skip] // a channel and a loop; e2e apitoken::deletion_revokes_or_retains_the_secret proves it
     pub fn start(ctx: Arc<Context>) -> (Self, impl Future<Output = ()>) {
         let (sender, mut deleted) = mpsc::unbounded_channel::<ApiToken>();
         let task = async move {
@@ -80,6 +81,7 @@ impl Revocations {
     }
 
     /// Hands a deleted ApiToken to the recording task (never blocks the watch).
+    #[mutants::skip] // filters by `revocation` (unit-tested); e2e apitoken:: and teardown:: count the records
     pub fn deleted(&self, token: &ApiToken) {
         if revocation(token).is_some() {
             // Fails only once the task has ended, at shutdown.
@@ -92,6 +94,7 @@ impl Revocations {
 /// namespace is being torn down (the API server would refuse it). Only the leader records. One at
 /// a time, so a teardown costs at most one refused Event per namespace even without RBAC to read
 /// namespaces.
+#[mutants::skip] // writes an Event through the API server; e2e apitoken:: and teardown:: prove it
 async fn record(token: &ApiToken, ctx: &Context) {
     let Some(audit) = revocation(token) else {
         return;
@@ -131,6 +134,7 @@ async fn record(token: &ApiToken, ctx: &Context) {
 
 /// Finalizer cleanup: retain (disown) the Secret; for a token of an earlier release with policy
 /// Delete, delete it (recorded by [`Revocations`] once the token is gone).
+#[mutants::skip] // deletes or disowns through the API server; e2e apitoken::, teardown::, crd_removal prove it
 pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
     let name = token.secret_name();

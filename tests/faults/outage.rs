@@ -15,9 +15,11 @@ const WORKERS: usize = 2;
 const DUE: usize = 6;
 /// Tokens with `every: 24h`: never due in this test.
 const NOT_DUE: usize = 2;
-/// Log lines at info level or above the operator may write during a 60 s outage (measured: see
-/// the README's Guarantees; the watch and reconcile backoffs keep it to a few dozen).
-const MAX_OUTAGE_LINES: usize = 120;
+/// Log lines at info level or above the operator may write during a 60 s outage (measured 124
+/// with six watches per namespace: ApiTokens, the operator's Secrets and other Secrets' metadata
+/// for each controller; most lines are kube-client's own error per failed connect, each watch
+/// and reconcile on its backoff). A bound, not a count: a retry loop would write thousands.
+const MAX_OUTAGE_LINES: usize = 160;
 
 struct Fleet {
     ns: TestNs,
