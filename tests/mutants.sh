@@ -43,14 +43,35 @@ if [[ $(cargo mutants --version 2>/dev/null) != "cargo-mutants $VERSION" ]]; the
   cargo install cargo-mutants --locked --version "$VERSION"
 fi
 
+# A new copy's target/ starts with the dependencies compiled in the seed: their artifacts only,
+# never the workspace's own crates, test binaries or incremental caches (most of a target dir's
+# size, rebuilt by the first run anyway). A shared CI cache that has grown over many runs once
+# filled the disk when it was copied whole, once per job; the copy is skipped, and the
+# dependencies built again, when it would use more than a quarter of the free space.
+own='^(lib)?(apitoken[-_](operator|verify|bench)|crdgen|e2e|faults|crd_removal|argocd|fuzz)[-_]'
+seed_target() {
+  local dest=$1 list need free
+  list=$(mktemp)
+  (cd "$seed" && for f in deps/* build/* .fingerprint/*; do
+    [[ -e $f && ! ${f#*/} =~ $own ]] || continue
+    printf '%s\0' "$f"
+  done) >"$list"
+  need=$(cd "$seed" && du -sck --files0-from="$list" | tail -1 | cut -f1)
+  free=$(df -Pk "$dir" | awk 'NR == 2 { print $4 }')
+  if ((need * 4 > free)); then
+    echo "mutants: ${need} KiB of compiled dependencies, ${free} KiB free: building them again instead"
+  else
+    mkdir -p "$dest" && (cd "$seed" && xargs -0 -r cp -a --parents -t "$dest" <"$list") # -a: times for cargo
+  fi
+  rm -f "$list"
+}
+
 # Copies a file only when its content differs, so unchanged files keep their times and the copy's
 # build stays warm; a copied file gets the current time, newer than any build of a mutant.
 sync_tree() {
   local dest=$1 f
   mkdir -p "$dest"
-  if [[ ! -d $dest/target && -d $seed ]]; then
-    mkdir -p "$dest/target" && cp -a "$seed" "$dest/target/" # -a: times must survive for cargo
-  fi
+  [[ -d $dest/target || ! -d $seed ]] || seed_target "$dest/target/debug"
   (cd "$dest" && find . -path ./target -prune -o -type f -print0) |
     while IFS= read -r -d '' f; do [[ -f $f ]] || rm -f "$dest/$f"; done
   git ls-files -z --cached --others --exclude-standard |
