@@ -4,14 +4,11 @@
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::{Api, Resource, ResourceExt};
+use kube::{Api, ResourceExt};
 
 use crate::adopt;
-use crate::api::{
-    ApiToken, ApiTokenStatus, FIELD_MANAGER, INVALIDATE_ANNOTATION, IssueReason, ROTATE_ANNOTATION,
-};
+use crate::api::{ApiToken, ApiTokenStatus, INVALIDATE_ANNOTATION, IssueReason, ROTATE_ANNOTATION};
 use crate::controller::{Context, requeue_at};
 use crate::error::Error;
 use crate::plan::{self, IssueRecord, Observed};
@@ -24,6 +21,14 @@ use crate::secret::{self, Desired};
 use crate::secret_cache::SecretCache;
 use crate::status::{self, Readiness};
 use crate::{teardown, token};
+
+mod records;
+mod writes;
+
+use records::{audit_for, current_issue, issue_report};
+use writes::apply_secret;
+pub use writes::create_shell;
+pub(crate) use writes::write_status;
 
 /// One reconcile of a live ApiToken: gather, plan, apply, report.
 /// `token` is as stored, not as cached (see [`crate::controller`]).
@@ -388,166 +393,4 @@ async fn stall(
         report::event(&ctx.recorder, token, reason, message, None).await;
     }
     Ok(Action::await_change())
-}
-
-/// The issue the status describes, as written into Secret annotations.
-fn current_issue(
-    status: &ApiTokenStatus,
-    previous_until: Option<Timestamp>,
-) -> Option<IssueRecord> {
-    Some(IssueRecord {
-        revision: status.revision?,
-        fingerprint: status.fingerprint.clone()?,
-        issued_at: status.issued_at.as_ref()?.0,
-        reason: status
-            .last_rotation
-            .as_ref()
-            .map_or(IssueReason::Created, |r| r.reason),
-        previous_until,
-        request: status.last_rotate_request.clone(),
-    })
-}
-
-fn issue_report(
-    token: &ApiToken,
-    issue: &IssueRecord,
-    old: Option<&str>,
-) -> (Reason, String, Audit) {
-    let secret = token.secret_name();
-    let (rev, fp) = (issue.revision, &issue.fingerprint);
-    let (reason, note, action) = match issue.reason {
-        IssueReason::Created => (
-            Reason::Issued,
-            format!("issued revision {rev} ({fp}) into Secret {secret}"),
-            "issue",
-        ),
-        IssueReason::SecretLost => (
-            Reason::SecretLost,
-            format!("Secret {secret} was deleted; issued revision {rev} ({fp})"),
-            "rotate",
-        ),
-        IssueReason::Tampered => (
-            Reason::Tampered,
-            format!(
-                "token in Secret {secret} was changed outside the operator; issued revision {rev} ({fp})"
-            ),
-            "rotate",
-        ),
-        trigger => (
-            Reason::Rotated,
-            format!(
-                "rotated to revision {rev}: {} -> {fp} (trigger: {})",
-                old.unwrap_or("-"),
-                trigger.as_str()
-            ),
-            "rotate",
-        ),
-    };
-    let actor = (issue.reason == IssueReason::Requested)
-        .then(|| report::rotate_requester(token))
-        .flatten();
-    let audit = Audit {
-        action,
-        namespace: token.namespace().unwrap_or_default(),
-        name: token.name_any(),
-        revision: Some(rev),
-        fingerprint: Some(fp.clone()),
-        reason: issue.reason.as_str(),
-        actor,
-    };
-    (reason, note, audit)
-}
-
-fn audit_for(
-    token: &ApiToken,
-    action: &'static str,
-    status: &ApiTokenStatus,
-    reason: &'static str,
-    actor: Option<String>,
-) -> Audit {
-    Audit {
-        action,
-        namespace: token.namespace().unwrap_or_default(),
-        name: token.name_any(),
-        revision: status.revision,
-        fingerprint: status.fingerprint.clone(),
-        reason,
-        actor,
-    }
-}
-
-/// Writes the Secret by server-side apply when it differs from what we observed. Every apply
-/// carries the resourceVersion it is based on, so a Secret replaced meanwhile is never
-/// overwritten; a new Secret is first created as a shell, which fails if one exists.
-async fn apply_secret(
-    secrets: &Api<Secret>,
-    cache: &SecretCache,
-    token: &ApiToken,
-    observed: Option<&Secret>,
-    desired: &Desired<'_>,
-) -> Result<Option<Secret>, Error> {
-    let mut want = secret::secret_for(token, desired);
-    want.metadata.resource_version = match observed {
-        Some(observed) if !secret::needs_write(observed, &want) => return Ok(None),
-        Some(observed) => observed.resource_version(),
-        None => {
-            let shell = create_shell(secrets, token).await?;
-            cache.wrote(&shell);
-            shell.resource_version()
-        }
-    };
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    match secrets
-        .patch(&token.secret_name(), &params, &Patch::Apply(&want))
-        .await
-    {
-        Ok(written) => {
-            cache.wrote(&written);
-            Ok(Some(written))
-        }
-        // Invalid (e.g. template annotations too large): retrying cannot help.
-        Err(kube::Error::Api(status)) if status.code == 422 => {
-            Err(Error::SecretRejected(status.message))
-        }
-        Err(error) => Err(error.into()),
-    }
-}
-
-/// Creates the new Secret's shell ([`secret::shell_for`]). Fails with 409 Conflict when any
-/// Secret of that name exists; the next reconcile then sees it and reports SecretConflict.
-pub async fn create_shell(secrets: &Api<Secret>, token: &ApiToken) -> Result<Secret, Error> {
-    let params = PostParams {
-        field_manager: Some(FIELD_MANAGER.into()),
-        ..PostParams::default()
-    };
-    Ok(secrets.create(&params, &secret::shell_for(token)).await?)
-}
-
-/// Applies a changed status, guarded by the resourceVersion it was read at; true if it wrote.
-pub(crate) async fn write_status(
-    token: &ApiToken,
-    ctx: &Context,
-    status: &ApiTokenStatus,
-) -> Result<bool, Error> {
-    if token.status.as_ref() == Some(status) {
-        return Ok(false);
-    }
-    let api: Api<ApiToken> = Api::namespaced(
-        ctx.client.clone(),
-        &token.namespace().ok_or(Error::NoNamespace)?,
-    );
-    let body = serde_json::json!({
-        "apiVersion": ApiToken::api_version(&()), "kind": ApiToken::kind(&()),
-        "metadata": {"resourceVersion": token.resource_version()},
-        "status": status,
-    });
-    let stored = api
-        .patch_status(
-            &token.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&body),
-        )
-        .await?;
-    ctx.freshness.wrote(&stored);
-    Ok(true)
 }
