@@ -169,6 +169,15 @@ mod tests {
     }
 
     #[test]
+    fn a_create_refused_as_terminating_makes_the_namespace_known_terminating() {
+        let states = NamespaceStates::default();
+        states.remember_at("t", false, Instant::now());
+        states.refused_as_terminating("t");
+        assert_eq!(states.known_at("t", Instant::now()), Some(true));
+        assert_eq!(states.known_at("other", Instant::now()), None);
+    }
+
+    #[test]
     fn recognises_the_terminating_namespace_refusal_however_wrapped() {
         assert!(is_namespace_terminating(&Error::Kube(refused(
             NAMESPACE_TERMINATING

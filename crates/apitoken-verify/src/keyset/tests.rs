@@ -369,10 +369,12 @@ fn a_hash_differing_in_any_one_word_is_not_a_match() {
             "{position}"
         );
     }
-    // Two words differing by the same bits: differences are OR-ed, never cancelled out.
+    // Two words differing by the same bit (the lowest bit of their last byte: hex digits 15
+    // and 31): differences are OR-ed, never cancelled out as they would be by XOR.
     let mut twice = hash.clone().into_bytes();
     for position in [15, 31] {
-        twice[position] = if twice[position] == b'0' { b'1' } else { b'0' };
+        let digit = (twice[position] as char).to_digit(16).unwrap() ^ 1;
+        twice[position] = char::from_digit(digit, 16).unwrap() as u8;
     }
     let mut e = entry(&value('a'), "twice", 1, State::Current);
     e.sha256 = String::from_utf8(twice).unwrap();
