@@ -95,18 +95,22 @@ pub async fn run(
     // One watcher per namespace, merged into one cache (see crate::namespaces).
     let token_watches = namespaces::apis::<ApiToken>(&client, &settings.namespaces)
         .into_iter()
-        .map(|(ns, api)| (ns, watcher(api, config()).default_backoff()))
+        .map(|(ns, api)| {
+            let watch = watcher(api, config()).default_backoff();
+            (ns, watch.modify(report::trim_managed_fields))
+        })
         .collect();
     // The merged stream has one list phase, ending when every namespace has been listed.
-    let token_events = namespaces::merged(token_watches).inspect(move |event| match event {
-        Ok(watcher::Event::InitDone) => {
-            tracing::info!("caches synced");
-            readiness.set_ready();
-        }
-        // A deleted ApiToken is not reconciled: its revocation is recorded from here.
-        Ok(watcher::Event::Delete(token)) => revocations.deleted(token),
-        _ => {}
-    });
+    let token_events =
+        namespaces::merged(token_watches, store.clone()).inspect(move |event| match event {
+            Ok(watcher::Event::InitDone) => {
+                tracing::info!("caches synced");
+                readiness.set_ready();
+            }
+            // A deleted ApiToken is not reconciled: its revocation is recorded from here.
+            Ok(watcher::Event::Delete(token)) => revocations.deleted(token),
+            _ => {}
+        });
     let token_events = reflector::reflector(tokens, token_events).applied_objects();
     // The operator's own Secrets whole (its cache), all others by metadata only so a conflict
     // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.

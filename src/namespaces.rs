@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 
@@ -67,11 +67,14 @@ pub fn secret_metadata(
 /// Merges the watch streams of several namespaces into one whose events a reflector store can
 /// apply as if they came from a single watcher. Errors are logged with their namespace and
 /// dropped: each source retries by itself (give it a backoff) without pausing the others.
+/// `store` is the reader of the store the merged stream fills: the merge keeps only keys, and
+/// takes an object that a relist no longer contains from there to pass on its deletion.
 pub fn merged<K, S>(
     sources: Vec<(String, S)>,
+    store: Store<K>,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>>
 where
-    K: Resource + Clone + Send + 'static,
+    K: Resource + Clone + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
@@ -84,7 +87,7 @@ where
     );
     tagged.flat_map(move |(i, ns, item)| {
         let events = match item {
-            Ok(event) => merge.push(i, event),
+            Ok(event) => merge.push(i, event, &store),
             Err(error) => {
                 tracing::warn!(namespace = %ns, %error, "watch failed; retrying");
                 Vec::new()
@@ -101,15 +104,21 @@ where
 /// single list phase, emitted once every source has finished its first list (the store, and the
 /// controller waiting on it, become ready only then). Later relists of one source become plain
 /// `Apply` events plus a `Delete` for each object that vanished while its watch was down.
+///
+/// Objects are held only until they are passed on; after that the merge keeps their keys, and
+/// the store downstream is the one copy (a copy here was a third of the operator's memory).
 pub struct Merge<K: Resource> {
     sources: Vec<Source<K>>,
 }
 
+/// A source's objects by key: `Some` while held (not yet passed on), `None` once passed on.
+type Seen<K> = HashMap<ObjectRef<K>, Option<K>>;
+
 struct Source<K: Resource> {
     /// The source's objects as last seen (to tell what a relist no longer contains).
-    known: HashMap<ObjectRef<K>, K>,
+    known: Seen<K>,
     /// A list in progress.
-    listing: Option<HashMap<ObjectRef<K>, K>>,
+    listing: Option<Seen<K>>,
     listed: bool,
 }
 
@@ -134,59 +143,64 @@ where
         self.sources.iter().all(|s| s.listed)
     }
 
-    /// Takes one event of source `index` and returns the events to pass on.
-    pub fn push(&mut self, index: usize, event: Event<K>) -> Vec<Event<K>> {
+    /// Takes one event of source `index` and returns the events to pass on. `store` holds what
+    /// was passed on before (see [`merged`]).
+    pub fn push(&mut self, index: usize, event: Event<K>, store: &Store<K>) -> Vec<Event<K>> {
         let live = self.live();
         let source = &mut self.sources[index];
-        let key = |obj: &K| ObjectRef::from_obj(obj);
+        // Live, an object is passed on at once and only its key kept; before, it is held.
+        let see = |seen: &mut Seen<K>, obj: K, pass: fn(K) -> Event<K>| {
+            let key = ObjectRef::from_obj(&obj);
+            if live {
+                seen.insert(key, None);
+                vec![pass(obj)]
+            } else {
+                seen.insert(key, Some(obj));
+                Vec::new()
+            }
+        };
         match event {
             Event::Init => {
                 source.listing = Some(HashMap::new());
                 Vec::new()
             }
-            Event::InitApply(obj) => {
-                source
-                    .listing
-                    .get_or_insert_default()
-                    .insert(key(&obj), obj.clone());
-                if live {
-                    vec![Event::Apply(obj)]
-                } else {
-                    Vec::new()
-                }
-            }
+            Event::InitApply(obj) => see(source.listing.get_or_insert_default(), obj, Event::Apply),
             Event::InitDone => {
                 let listed = source.listing.take().unwrap_or_default();
                 let gone = std::mem::replace(&mut source.known, listed);
                 source.listed = true;
                 if live {
-                    let known = &source.known;
-                    return gone
-                        .into_iter()
-                        .filter(|(k, _)| !known.contains_key(k))
-                        .map(|(_, obj)| Event::Delete(obj))
+                    // A relist: what it held (listed before the merge went live) goes on now.
+                    let known = &mut source.known;
+                    let mut events: Vec<_> = known
+                        .values_mut()
+                        .filter_map(Option::take)
+                        .map(Event::Apply)
                         .collect();
+                    events.extend(
+                        gone.into_iter()
+                            .filter(|(k, _)| !known.contains_key(k))
+                            .filter_map(|(k, held)| {
+                                held.or_else(|| store.get(&k).map(|o| K::clone(&o)))
+                            })
+                            .map(Event::Delete),
+                    );
+                    return events;
                 }
                 if !self.live() {
                     return Vec::new();
                 }
                 let mut events = vec![Event::Init];
-                for s in &self.sources {
-                    events.extend(s.known.values().cloned().map(Event::InitApply));
+                for s in &mut self.sources {
+                    let held = s.known.values_mut().filter_map(Option::take);
+                    events.extend(held.map(Event::InitApply));
                 }
                 events.push(Event::InitDone);
                 events
             }
-            Event::Apply(obj) => {
-                source.known.insert(key(&obj), obj.clone());
-                if live {
-                    vec![Event::Apply(obj)]
-                } else {
-                    Vec::new()
-                }
-            }
+            Event::Apply(obj) => see(&mut source.known, obj, Event::Apply),
             Event::Delete(obj) => {
-                source.known.remove(&key(&obj));
+                source.known.remove(&ObjectRef::from_obj(&obj));
                 if live {
                     vec![Event::Delete(obj)]
                 } else {

@@ -3,6 +3,7 @@
 //! Both carry revisions, fingerprints and reasons; neither ever sees a token value.
 
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
@@ -138,18 +139,30 @@ pub fn audit(record: &Audit) {
 
 /// The field manager that last set the rotate annotation, from managedFields.
 pub fn rotate_requester(token: &ApiToken) -> Option<String> {
-    let key = format!("f:{ROTATE_ANNOTATION}");
     token
         .managed_fields()
         .iter()
-        .filter(|m| {
-            m.fields_v1
-                .as_ref()
-                .and_then(|f| f.0.get("f:metadata")?.get("f:annotations")?.get(&key))
-                .is_some()
-        })
+        .filter(|m| sets_rotate_annotation(m))
         .max_by_key(|m| m.time.as_ref().map(|t| t.0))
         .and_then(|m| m.manager.clone())
+}
+
+/// Keeps only the managedFields entries that [`rotate_requester`] reads. The others (every
+/// field of spec and status, as JSON trees, per manager) were most of a cached ApiToken's
+/// memory, and nothing reads them. Applied to the watch before anything caches the object.
+pub fn trim_managed_fields(token: &mut ApiToken) {
+    if let Some(fields) = token.metadata.managed_fields.as_mut() {
+        fields.retain(sets_rotate_annotation);
+    }
+}
+
+fn sets_rotate_annotation(entry: &ManagedFieldsEntry) -> bool {
+    let key = format!("f:{ROTATE_ANNOTATION}");
+    entry
+        .fields_v1
+        .as_ref()
+        .and_then(|f| f.0.get("f:metadata")?.get("f:annotations")?.get(&key))
+        .is_some()
 }
 
 #[cfg(test)]
@@ -302,5 +315,30 @@ mod tests {
         assert_eq!(rotate_requester(&t).as_deref(), Some("kubectl-annotate"));
         t.metadata.managed_fields = None;
         assert_eq!(rotate_requester(&t), None);
+    }
+
+    #[test]
+    fn trimming_keeps_only_the_entries_that_set_the_rotate_annotation() {
+        let mut t = ApiToken::new("a", Default::default());
+        t.metadata.managed_fields = Some(vec![
+            entry("kubectl-client-side-apply", None, "2026-01-01T00:00:00Z"),
+            entry(
+                "kubectl-annotate",
+                Some(ROTATE_ANNOTATION),
+                "2026-01-02T00:00:00Z",
+            ),
+            entry("apitoken-operator", Some("other/x"), "2026-01-03T00:00:00Z"),
+        ]);
+        trim_managed_fields(&mut t);
+        let kept: Vec<_> = t
+            .managed_fields()
+            .iter()
+            .map(|m| m.manager.clone())
+            .collect();
+        assert_eq!(kept, [Some("kubectl-annotate".to_owned())]);
+        assert_eq!(rotate_requester(&t).as_deref(), Some("kubectl-annotate"));
+        let mut none = ApiToken::new("b", Default::default());
+        trim_managed_fields(&mut none);
+        assert_eq!(none.metadata.managed_fields, None);
     }
 }

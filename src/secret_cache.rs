@@ -70,7 +70,8 @@ impl SecretCache {
             .into_iter()
             .map(|(ns, api)| (ns, watcher(api, config()).default_backoff().modify(trim)))
             .collect();
-        let events = reflector::reflector(writer, namespaces::merged(watches)).touched_objects();
+        let merged = namespaces::merged(watches, store.clone());
+        let events = reflector::reflector(writer, merged).touched_objects();
         let cache = Self {
             store,
             written: Freshness::default(),

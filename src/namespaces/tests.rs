@@ -41,7 +41,7 @@ impl Harness {
     fn feed(&mut self, source: usize, events: Vec<Event<ConfigMap>>) -> Vec<String> {
         let mut out = Vec::new();
         for event in events {
-            for e in self.merge.push(source, event) {
+            for e in self.merge.push(source, event, &self.reader) {
                 self.writer.apply_watcher_event(&e);
                 out.push(match &e {
                     Event::Apply(o) => format!("apply {}", o.metadata.name.as_deref().unwrap()),
@@ -214,4 +214,49 @@ fn namespace_flags_split_commas_and_drop_blanks_and_repeats() {
     ];
     assert_eq!(parse(&given), ["a", "b", "c", "d"]);
     assert!(parse(&[]).is_empty());
+}
+
+#[test]
+fn a_relist_that_began_before_the_merged_list_is_passed_on_when_it_ends() {
+    let mut h = Harness::new(2);
+    h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "1")),
+            Event::InitApply(cm("a", "old", "2")),
+            Event::InitDone,
+        ],
+    );
+    // a's watch broke while b was still listing; a lists again: x changed, old was deleted.
+    h.feed(0, vec![Event::Init, Event::InitApply(cm("a", "x", "7"))]);
+    h.feed(
+        1,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("b", "y", "3")),
+            Event::InitDone,
+        ],
+    );
+    assert_eq!(h.store(), set(&["a/x@1", "a/old@2", "b/y@3"]));
+    let out = h.feed(0, vec![Event::InitDone]);
+    assert_eq!(out, ["apply x", "delete old"]);
+    assert_eq!(h.store(), set(&["a/x@7", "b/y@3"]));
+}
+
+#[test]
+fn once_passed_on_the_merge_keeps_keys_only() {
+    let mut h = Harness::new(1);
+    h.feed(
+        0,
+        vec![
+            Event::Init,
+            Event::InitApply(cm("a", "x", "1")),
+            Event::InitDone,
+        ],
+    );
+    h.feed(0, vec![Event::Apply(cm("a", "y", "2"))]);
+    let source = &h.merge.sources[0];
+    assert_eq!(source.known.len(), 2);
+    assert!(source.known.values().all(Option::is_none));
 }

@@ -58,7 +58,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
-        tokens: tokens_reader,
+        tokens: tokens_reader.clone(),
         digests: DigestCache::default(),
         metrics,
         leadership: leadership.clone(),
@@ -71,6 +71,7 @@ pub async fn run(
         client: &Client,
         namespaces: &[String],
         config: watcher::Config,
+        store: Store<K>,
     ) -> impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + use<K>
     where
         K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
@@ -78,25 +79,33 @@ pub async fn run(
             + std::fmt::Debug
             + serde::de::DeserializeOwned
             + Send
+            + Sync
             + 'static,
         K::DynamicType: Default + Eq + std::hash::Hash + Clone,
     {
         let sources = namespaces::apis::<K>(client, namespaces)
             .into_iter()
-            .map(|(ns, api)| (ns, watcher(api, config.clone()).default_backoff()))
+            .map(|(ns, api)| {
+                let watch = watcher(api, config.clone()).default_backoff();
+                // The verifier reads no managedFields: most of each cached object's memory.
+                (
+                    ns,
+                    watch.modify(|o: &mut K| o.meta_mut().managed_fields = None),
+                )
+            })
             .collect();
-        namespaces::merged(sources)
+        namespaces::merged(sources, store)
     }
     let verifier_events = reflector::reflector(
         verifiers_writer,
-        merged::<ApiTokenVerifier>(&client, &namespaces, config()),
+        merged::<ApiTokenVerifier>(&client, &namespaces, config(), verifiers_reader.clone()),
     )
     .applied_objects();
     // Any change of an ApiToken (labels, scopes, status, deletion) may change the key sets of
     // the verifiers in its namespace; the reflector updates the store before the event arrives.
     let token_events = reflector::reflector(
         tokens_writer,
-        merged::<ApiToken>(&client, &namespaces, config()),
+        merged::<ApiToken>(&client, &namespaces, config(), tokens_reader),
     )
     .touched_objects();
     // Every Secret's metadata: our key sets (edited or deleted) and foreign ones of the same
