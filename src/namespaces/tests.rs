@@ -260,3 +260,24 @@ fn once_passed_on_the_merge_keeps_keys_only() {
     assert_eq!(source.known.len(), 2);
     assert!(source.known.values().all(Option::is_none));
 }
+
+#[tokio::test]
+async fn one_api_per_listed_namespace_or_one_for_all() {
+    let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+    let client = Client::try_from(config).unwrap();
+    let urls = |namespaces: &[String]| -> Vec<(String, String)> {
+        apis::<ConfigMap>(&client, namespaces)
+            .into_iter()
+            .map(|(ns, api)| (ns, api.resource_url().to_owned()))
+            .collect()
+    };
+    let pair = |ns: &str, url: &str| (ns.to_owned(), url.to_owned());
+    assert_eq!(
+        urls(&["a".into(), "b".into()]),
+        [
+            pair("a", "/api/v1/namespaces/a/configmaps"),
+            pair("b", "/api/v1/namespaces/b/configmaps")
+        ]
+    );
+    assert_eq!(urls(&[]), [pair("*", "/api/v1/configmaps")]);
+}
