@@ -16,7 +16,7 @@ VERSION=27.1.0 # pinned: mutant names and counts change between releases
 read -r -a files <<<"${MUTANTS_FILES:?set MUTANTS_FILES to the files to mutate}"
 min=${MUTANTS_MIN:-95}
 jobs=${MUTANTS_JOBS:-2}
-dir=${MUTANTS_DIR:-$PWD/target/mutants}
+dir=$(realpath -m "${MUTANTS_DIR:-$PWD/target/mutants}") # absolute: copies are made from other dirs
 args=("$@")
 # A new copy starts from the developer's compiled dependencies (read, never written).
 seed=${CARGO_TARGET_DIR:-$PWD/target}/debug
@@ -48,7 +48,7 @@ fi
 # size, rebuilt by the first run anyway). A shared CI cache that has grown over many runs once
 # filled the disk when it was copied whole, once per job; the copy is skipped, and the
 # dependencies built again, when it would use more than a quarter of the free space.
-own='^(lib)?(apitoken[-_](operator|verify|bench)|crdgen|e2e|faults|crd_removal|argocd|fuzz)[-_]'
+own='^(lib)?(apitoken[-_](operator|verify|bench)|crdgen|e2e|faults|crd_removal|argocd|fuzz|reload)[-_]'
 seed_target() {
   local dest=$1 list need free
   list=$(mktemp)
