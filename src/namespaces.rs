@@ -151,11 +151,11 @@ where
         let live = self.live();
         let source = &mut self.sources[index];
         // Live, an object is passed on at once and only its key kept; before, it is held.
-        let see = |seen: &mut Seen<K>, obj: K, pass: fn(K) -> Event<K>| {
+        let see = |seen: &mut Seen<K>, obj: K| {
             let key = ObjectRef::from_obj(&obj);
             if live {
                 seen.insert(key, None);
-                vec![pass(obj)]
+                vec![Event::Apply(obj)]
             } else {
                 seen.insert(key, Some(Box::new(obj)));
                 Vec::new()
@@ -166,7 +166,7 @@ where
                 source.listing = Some(HashMap::new());
                 Vec::new()
             }
-            Event::InitApply(obj) => see(source.listing.get_or_insert_default(), obj, Event::Apply),
+            Event::InitApply(obj) => see(source.listing.get_or_insert_default(), obj),
             Event::InitDone => {
                 let listed = source.listing.take().unwrap_or_default();
                 let gone = std::mem::replace(&mut source.known, listed);
@@ -201,7 +201,7 @@ where
                 events.push(Event::InitDone);
                 events
             }
-            Event::Apply(obj) => see(&mut source.known, obj, Event::Apply),
+            Event::Apply(obj) => see(&mut source.known, obj),
             Event::Delete(obj) => {
                 source.known.remove(&ObjectRef::from_obj(&obj));
                 if live {

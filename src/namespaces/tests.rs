@@ -216,28 +216,21 @@ fn namespace_flags_split_commas_and_drop_blanks_and_repeats() {
     assert!(parse(&[]).is_empty());
 }
 
+/// A whole list of one source: Init, an InitApply per object, InitDone.
+fn listed(objects: Vec<ConfigMap>) -> Vec<Event<ConfigMap>> {
+    let mut events = vec![Event::Init];
+    events.extend(objects.into_iter().map(Event::InitApply));
+    events.push(Event::InitDone);
+    events
+}
+
 #[test]
 fn a_relist_that_began_before_the_merged_list_is_passed_on_when_it_ends() {
     let mut h = Harness::new(2);
-    h.feed(
-        0,
-        vec![
-            Event::Init,
-            Event::InitApply(cm("a", "x", "1")),
-            Event::InitApply(cm("a", "old", "2")),
-            Event::InitDone,
-        ],
-    );
+    h.feed(0, listed(vec![cm("a", "x", "1"), cm("a", "old", "2")]));
     // a's watch broke while b was still listing; a lists again: x changed, old was deleted.
     h.feed(0, vec![Event::Init, Event::InitApply(cm("a", "x", "7"))]);
-    h.feed(
-        1,
-        vec![
-            Event::Init,
-            Event::InitApply(cm("b", "y", "3")),
-            Event::InitDone,
-        ],
-    );
+    h.feed(1, listed(vec![cm("b", "y", "3")]));
     assert_eq!(h.store(), set(&["a/x@1", "a/old@2", "b/y@3"]));
     let out = h.feed(0, vec![Event::InitDone]);
     assert_eq!(out, ["apply x", "delete old"]);
@@ -247,14 +240,7 @@ fn a_relist_that_began_before_the_merged_list_is_passed_on_when_it_ends() {
 #[test]
 fn once_passed_on_the_merge_keeps_keys_only() {
     let mut h = Harness::new(1);
-    h.feed(
-        0,
-        vec![
-            Event::Init,
-            Event::InitApply(cm("a", "x", "1")),
-            Event::InitDone,
-        ],
-    );
+    h.feed(0, listed(vec![cm("a", "x", "1")]));
     h.feed(0, vec![Event::Apply(cm("a", "y", "2"))]);
     let source = &h.merge.sources[0];
     assert_eq!(source.known.len(), 2);
