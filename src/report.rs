@@ -150,9 +150,15 @@ pub fn rotate_requester(token: &ApiToken) -> Option<String> {
 /// Keeps only the managedFields entries that [`rotate_requester`] reads. The others (every
 /// field of spec and status, as JSON trees, per manager) were most of a cached ApiToken's
 /// memory, and nothing reads them. Applied to the watch before anything caches the object.
+/// Of those, only the annotation names are kept.
 pub fn trim_managed_fields(token: &mut ApiToken) {
     if let Some(fields) = token.metadata.managed_fields.as_mut() {
         fields.retain(sets_rotate_annotation);
+        for entry in fields {
+            if let Some(tree) = entry.fields_v1.as_mut() {
+                tree.0 = crate::fields::names_under(&tree.0, &[&["metadata", "annotations"]]);
+            }
+        }
     }
 }
 

@@ -201,6 +201,13 @@ pub fn shell_for(owner: &ApiToken) -> Secret {
     }
 }
 
+/// The sections of a Secret whose field names [`applied_by_us`] reads from our managedFields.
+pub const OWN_SECTIONS: &[&[&str]; 3] = &[
+    &["data"],
+    &["metadata", "labels"],
+    &["metadata", "annotations"],
+];
+
 /// Field names under `section` (`data`, `metadata.labels`, ...) that our field manager applied.
 fn applied_by_us(secret: &Secret, section: &[&str]) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
@@ -242,18 +249,19 @@ pub fn needs_write(observed: &Secret, desired: &Secret) -> bool {
         d.keys().chain(ours.iter()).any(|k| o.get(k) != d.get(k))
     }
     let ours_ref = desired.owner_references().first();
+    let [data, labels, annotations] = OWN_SECTIONS;
     differs(
         observed.data.as_ref(),
         desired.data.as_ref(),
-        applied_by_us(observed, &["data"]),
+        applied_by_us(observed, data),
     ) || differs(
         observed.metadata.labels.as_ref(),
         desired.metadata.labels.as_ref(),
-        applied_by_us(observed, &["metadata", "labels"]),
+        applied_by_us(observed, labels),
     ) || differs(
         observed.metadata.annotations.as_ref(),
         desired.metadata.annotations.as_ref(),
-        applied_by_us(observed, &["metadata", "annotations"]),
+        applied_by_us(observed, annotations),
     ) || ours_ref.is_some_and(|r| !observed.owner_references().contains(r))
         || observed.type_ != desired.type_
 }

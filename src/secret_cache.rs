@@ -23,9 +23,10 @@ use kube::runtime::{WatchStreamExt, watcher};
 
 use crate::api::FIELD_MANAGER;
 use crate::error::Error;
+use crate::fields;
 use crate::freshness::Freshness;
 use crate::namespaces;
-use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL, OWN_SECTIONS};
 
 /// How long the controller waits at startup for the first list of the operator's Secrets before
 /// it starts anyway, reading Secrets one by one.
@@ -43,10 +44,16 @@ pub fn selector(ours: bool) -> String {
 }
 
 /// Keeps only what decisions use: managedFields of other managers are dropped (they can be
-/// larger than the Secret itself, and only our own entry is ever read).
+/// larger than the Secret itself, and only our own entry is ever read), and of our own entry the
+/// names of the data keys, labels and annotations we applied ([`crate::secret::needs_write`]).
 pub fn trim(secret: &mut Secret) {
     if let Some(fields) = secret.metadata.managed_fields.as_mut() {
         fields.retain(|f| f.manager.as_deref() == Some(FIELD_MANAGER));
+        for entry in fields {
+            if let Some(tree) = entry.fields_v1.as_mut() {
+                tree.0 = fields::names_under(&tree.0, OWN_SECTIONS);
+            }
+        }
     }
 }
 

@@ -665,6 +665,29 @@ fn label_we_applied_before_but_no_longer_want_needs_a_write() {
 }
 
 #[test]
+fn the_cached_copy_still_names_every_key_we_applied() {
+    // The Secret cache keeps of our managedFields entry only the names needs_write reads.
+    let template = |data: &[(&str, &str)], labels: &[(&str, &str)], notes: &[(&str, &str)]| {
+        build(&templated(SecretTemplate {
+            data: Some(map(data)),
+            labels: Some(map(labels)),
+            annotations: Some(map(notes)),
+        }))
+    };
+    let (data, labels, notes) = (
+        [("key", "{{ token }}"), ("endpoint", "https://x")],
+        [("team", "billing"), ("tier", "gold")],
+        [("owner", "payments"), ("ticket", "PAY-7")],
+    );
+    let mut cached = as_applied(template(&data, &labels, &notes));
+    crate::secret_cache::trim(&mut cached);
+    assert!(!needs_write(&cached, &template(&data, &labels, &notes)));
+    assert!(needs_write(&cached, &template(&data[..1], &labels, &notes)));
+    assert!(needs_write(&cached, &template(&data, &labels[..1], &notes)));
+    assert!(needs_write(&cached, &template(&data, &labels, &notes[..1])));
+}
+
+#[test]
 fn end_of_grace_removing_the_previous_value_needs_a_write() {
     let (current, previous) = (token(CURRENT), token(PREVIOUS));
     let issue = IssueRecord {
