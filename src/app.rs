@@ -15,7 +15,7 @@ use crate::controller::{self, Settings};
 use crate::health::{self, Readiness};
 use crate::leader::{Election, Fence, Leadership};
 use crate::metrics::Metrics;
-use crate::verifier;
+use crate::{feed, verifier};
 
 pub struct Options {
     /// Watched namespaces; all when empty.
@@ -121,17 +121,21 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
         instance: options.instance,
     };
     // The ApiTokenVerifier controller beside it, with the same fenced client and leadership.
+    // Both controllers read one ApiToken store, filled by the ApiToken controller's watch.
+    let (feed, changed) = feed::Feed::new();
     let verifiers = verifier::run(
         client.clone(),
         settings.namespaces.clone(),
         settings.instance.clone(),
         leadership.clone(),
         metrics.clone(),
+        (tokens.clone(), changed.verifier),
     );
     let tokens = controller::run(
         client,
         settings,
         writer,
+        (feed, changed.reconcile),
         readiness.clone(),
         metrics,
         leadership,

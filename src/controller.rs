@@ -5,8 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::channel::mpsc::UnboundedReceiver;
+use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
+use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
@@ -17,6 +19,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use crate::api::{ApiToken, FIELD_MANAGER, FINALIZER};
 use crate::deletion::{self, Revocations};
 use crate::error::Error;
+use crate::feed::Feed;
 use crate::freshness::Freshness;
 use crate::health::Readiness;
 use crate::leader::Leadership;
@@ -69,6 +72,7 @@ pub async fn run(
     client: Client,
     settings: Settings,
     tokens: Writer<ApiToken>,
+    (mut feed, to_reconcile): (Feed, UnboundedReceiver<ObjectRef<ApiToken>>),
     readiness: Readiness,
     metrics: Arc<Metrics>,
     leadership: Leadership,
@@ -111,20 +115,36 @@ pub async fn run(
             Ok(watcher::Event::Delete(token)) => revocations.deleted(token),
             _ => {}
         });
-    let token_events = reflector::reflector(tokens, token_events).applied_objects();
+    let secret_changes = feed.secrets();
+    // The watch fills the store that both controllers read, and tells them what changed (see
+    // crate::feed); it runs beside the controller, which may be too busy to poll it.
+    let feed_tokens = reflector::reflector(tokens, token_events).for_each(move |event| {
+        if let Ok(event) = event {
+            feed.saw(&event);
+        }
+        futures::future::ready(())
+    });
+    let in_store = store.clone();
+    let token_triggers =
+        to_reconcile.filter_map(move |key| futures::future::ready(in_store.get(&key)));
     // The operator's own Secrets whole (its cache), all others by metadata only so a conflict
-    // clears as soon as the foreign Secret goes. Mapped by name through the ApiToken cache.
-    let others = crate::secret_cache::selector(false);
-    let secret_events = namespaces::secret_metadata(&client, &settings.namespaces, Some(&others));
-    // The Secret cache is filled by a stream of its own, not through the controller: a
+    // clears as soon as the foreign Secret goes; mapped by name through the ApiToken cache, and
+    // reported to the verifier controller. Followed beside the controller, not through it: a
     // controller with every worker busy stops polling its trigger streams, and reconciles must
     // not wait on a cache that only they would fill.
-    let (own_secrets, own_secret_triggers) = futures::channel::mpsc::unbounded();
+    let others = crate::secret_cache::selector(false);
+    let other_secrets = namespaces::secret_metadata(&client, &settings.namespaces, Some(&others));
+    let (to_tokens, secret_triggers) = futures::channel::mpsc::unbounded();
     let naming = tokens_naming(store.clone());
-    let fill_secret_cache = own_secret_events.for_each(move |secret| {
+    let follow_secrets = futures::stream::select(
+        own_secret_events.map_ok(|s| secret_key(&s)).boxed(),
+        other_secrets.map_ok(|s| secret_key(&s)).boxed(),
+    )
+    .for_each(move |secret| {
         if let Ok(secret) = secret {
-            for token in naming(secret) {
-                let _ = own_secrets.unbounded_send(token);
+            secret_changes.changed(&secret);
+            for token in naming(&secret) {
+                let _ = to_tokens.unbounded_send(token);
             }
         }
         futures::future::ready(())
@@ -132,9 +152,8 @@ pub async fn run(
     let controller = async move {
         // Decide on the Secrets as listed, not on one GET per token (a restart reads none).
         ctx.secrets.wait_listed().await;
-        Controller::for_stream(token_events, store.clone())
-            .reconcile_on(own_secret_triggers)
-            .watches_stream(secret_events, tokens_naming(store))
+        Controller::for_shared_stream(token_triggers, store.clone())
+            .reconcile_on(secret_triggers)
             // A standby skips reconciles; when it becomes the leader it takes up every ApiToken.
             .reconcile_all_on(leadership.gained())
             .with_config(ControllerConfig::default().concurrency(settings.workers))
@@ -148,11 +167,13 @@ pub async fn run(
             })
             .await;
     };
-    // The recording task ends when the controller has stopped and dropped the watch; the Secret
-    // watch never ends by itself and is dropped then.
-    let stopped = futures::future::join(controller, record_revocations);
-    futures::pin_mut!(fill_secret_cache);
-    futures::future::select(std::pin::pin!(stopped), fill_secret_cache).await;
+    // The watches never end by themselves: they are dropped when the controller has stopped,
+    // and with the ApiToken watch the sender of deleted tokens, so the recording task ends.
+    let running = async move {
+        let watches = futures::future::join(feed_tokens, follow_secrets);
+        futures::future::select(std::pin::pin!(controller), std::pin::pin!(watches)).await;
+    };
+    futures::future::join(running, record_revocations).await;
     tracing::info!("controller stopped");
 }
 
@@ -293,18 +314,27 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
     Ok(action)
 }
 
-/// Maps a Secret (whole or metadata) to the ApiTokens in its namespace that name it.
-fn tokens_naming<S: Resource>(
+/// Maps a Secret to the ApiTokens in its namespace that name it.
+fn tokens_naming(
     tokens: reflector::Store<ApiToken>,
-) -> impl Fn(S) -> Vec<ObjectRef<ApiToken>> {
-    move |s| {
-        let (ns, name) = (s.namespace(), s.name_any());
+) -> impl Fn(&ObjectRef<Secret>) -> Vec<ObjectRef<ApiToken>> {
+    move |secret| {
         tokens
             .state()
             .into_iter()
-            .filter(|t| t.namespace() == ns && t.secret_name() == name)
+            .filter(|t| t.namespace() == secret.namespace && t.secret_name() == secret.name)
             .map(|t| ObjectRef::from_obj(t.as_ref()))
             .collect()
+    }
+}
+
+/// A Secret's namespace and name, from the whole object or its metadata.
+fn secret_key(secret: &impl Resource) -> ObjectRef<Secret> {
+    let meta = secret.meta();
+    let key = ObjectRef::new(meta.name.as_deref().unwrap_or_default());
+    match meta.namespace.as_deref() {
+        Some(ns) => key.within(ns),
+        None => key,
     }
 }
 

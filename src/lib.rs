@@ -12,6 +12,7 @@ pub mod cron;
 pub mod deletion;
 pub mod error;
 pub mod failpoint;
+pub mod feed;
 pub mod fields;
 pub mod freshness;
 #[cfg(test)]

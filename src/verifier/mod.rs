@@ -22,6 +22,7 @@ use kube::{Client, ResourceExt};
 use crate::api::{ApiToken, FIELD_MANAGER};
 use crate::controller::Failures;
 use crate::error::Error;
+use crate::feed::VerifierReceivers;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::namespaces;
@@ -48,8 +49,8 @@ pub async fn run(
     instance: Option<String>,
     leadership: Leadership,
     metrics: Arc<Metrics>,
+    (tokens, changed): (Store<ApiToken>, VerifierReceivers),
 ) {
-    let (tokens_reader, tokens_writer) = reflector::store::<ApiToken>();
     let (verifiers_reader, verifiers_writer) = reflector::store::<ApiTokenVerifier>();
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
@@ -58,7 +59,7 @@ pub async fn run(
     let ctx = Arc::new(Context {
         client: client.clone(),
         recorder: Recorder::new(client.clone(), reporter),
-        tokens: tokens_reader.clone(),
+        tokens,
         digests: DigestCache::default(),
         metrics,
         leadership: leadership.clone(),
@@ -102,35 +103,24 @@ pub async fn run(
     )
     .applied_objects();
     // Any change of an ApiToken (labels, scopes, status, deletion) may change the key sets of
-    // the verifiers in its namespace; the reflector updates the store before the event arrives.
-    let token_events = reflector::reflector(
-        tokens_writer,
-        merged::<ApiToken>(&client, &namespaces, config(), tokens_reader),
-    )
-    .touched_objects();
-    // Every Secret's metadata: our key sets (edited or deleted) and foreign ones of the same
-    // name, so a conflict clears as soon as the foreign Secret goes.
-    let secret_events = namespaces::secret_metadata(&client, &namespaces, None);
-    let (by_namespace, by_secret) = (verifiers_reader.clone(), verifiers_reader.clone());
+    // the verifiers in its namespace; a changed Secret may be a key set (edited or deleted) or
+    // a foreign Secret in its way (a conflict clears as soon as it goes). The ApiToken
+    // controller's watches report both once its stores hold the change (see crate::feed).
+    let in_namespace = verifiers_reader.clone();
+    let token_triggers = changed.namespaces.flat_map(move |ns| {
+        futures::stream::iter(select(&in_namespace, |v| {
+            v.namespace().as_deref() == Some(ns.as_str())
+        }))
+    });
+    let by_secret = verifiers_reader.clone();
+    let secret_triggers = changed.secrets.flat_map(move |secret| {
+        futures::stream::iter(select(&by_secret, |v| {
+            v.namespace() == secret.namespace && v.spec.secret_name == secret.name
+        }))
+    });
     Controller::for_stream(verifier_events, verifiers_reader)
-        .watches_stream(token_events, move |token| {
-            let ns = token.namespace();
-            by_namespace
-                .state()
-                .into_iter()
-                .filter(|v| v.namespace() == ns)
-                .map(|v| ObjectRef::from_obj(v.as_ref()))
-                .collect::<Vec<_>>()
-        })
-        .watches_stream(secret_events, move |secret| {
-            let (ns, name) = (secret.namespace(), secret.name_any());
-            by_secret
-                .state()
-                .into_iter()
-                .filter(|v| v.namespace() == ns && v.spec.secret_name == name)
-                .map(|v| ObjectRef::from_obj(v.as_ref()))
-                .collect::<Vec<_>>()
-        })
+        .reconcile_on(token_triggers)
+        .reconcile_on(secret_triggers)
         // A standby skips reconciles; when it becomes the leader it takes up every verifier.
         .reconcile_all_on(leadership.gained())
         .shutdown_on_signal()
@@ -162,4 +152,17 @@ async fn reconcile_counted(
 fn error_policy(verifier: Arc<ApiTokenVerifier>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.reconcile_failed(error.category());
     ctx.failures.retry(verifier.as_ref(), error)
+}
+
+/// The verifiers in `store` that `matches` accepts.
+fn select(
+    store: &Store<ApiTokenVerifier>,
+    matches: impl Fn(&ApiTokenVerifier) -> bool,
+) -> Vec<ObjectRef<ApiTokenVerifier>> {
+    store
+        .state()
+        .into_iter()
+        .filter(|v| matches(v))
+        .map(|v| ObjectRef::from_obj(v.as_ref()))
+        .collect()
 }
