@@ -24,6 +24,7 @@ use crate::freshness::Freshness;
 use crate::health::Readiness;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
+use crate::naming::Naming;
 use crate::report::{self, Audit};
 use crate::secret_cache::SecretCache;
 use crate::{namespaces, reconcile, teardown};
@@ -118,8 +119,11 @@ pub async fn run(
     let secret_changes = feed.secrets();
     // The watch fills the store that both controllers read, and tells them what changed (see
     // crate::feed); it runs beside the controller, which may be too busy to poll it.
+    let naming = Naming::new(store.clone());
+    let follows = naming.clone();
     let feed_tokens = reflector::reflector(tokens, token_events).for_each(move |event| {
         if let Ok(event) = event {
+            follows.saw(&event);
             feed.saw(&event);
         }
         futures::future::ready(())
@@ -128,14 +132,13 @@ pub async fn run(
     let token_triggers =
         to_reconcile.filter_map(move |key| futures::future::ready(in_store.get(&key)));
     // The operator's own Secrets whole (its cache), all others by metadata only so a conflict
-    // clears as soon as the foreign Secret goes; mapped by name through the ApiToken cache, and
+    // clears as soon as the foreign Secret goes; mapped to the ApiTokens that name them, and
     // reported to the verifier controller. Followed beside the controller, not through it: a
     // controller with every worker busy stops polling its trigger streams, and reconciles must
     // not wait on a cache that only they would fill.
     let others = crate::secret_cache::selector(false);
     let other_secrets = namespaces::secret_metadata(&client, &settings.namespaces, Some(&others));
     let (to_tokens, secret_triggers) = futures::channel::mpsc::unbounded();
-    let naming = tokens_naming(store.clone());
     let follow_secrets = futures::stream::select(
         own_secret_events.map_ok(|s| secret_key(&s)).boxed(),
         other_secrets.map_ok(|s| secret_key(&s)).boxed(),
@@ -143,7 +146,7 @@ pub async fn run(
     .for_each(move |secret| {
         if let Ok(secret) = secret {
             secret_changes.changed(&secret);
-            for token in naming(&secret) {
+            for token in naming.tokens(&secret) {
                 let _ = to_tokens.unbounded_send(token);
             }
         }
@@ -312,20 +315,6 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
     }
     ctx.failures.clear(&key);
     Ok(action)
-}
-
-/// Maps a Secret to the ApiTokens in its namespace that name it.
-fn tokens_naming(
-    tokens: reflector::Store<ApiToken>,
-) -> impl Fn(&ObjectRef<Secret>) -> Vec<ObjectRef<ApiToken>> {
-    move |secret| {
-        tokens
-            .state()
-            .into_iter()
-            .filter(|t| t.namespace() == secret.namespace && t.secret_name() == secret.name)
-            .map(|t| ObjectRef::from_obj(t.as_ref()))
-            .collect()
-    }
 }
 
 /// A Secret's namespace and name, from the whole object or its metadata.

@@ -21,6 +21,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod namespaces;
+pub mod naming;
 pub mod plan;
 pub mod policy;
 pub mod progress;
