@@ -60,6 +60,17 @@ pub struct Context {
 }
 
 impl Context {
+    /// The ApiToken is gone: what was remembered of it and its Secret (our last writes, a
+    /// refused create, failed reconciles) is dropped, so a long-running operator keeps nothing
+    /// of deleted tokens.
+    pub fn gone(&self, token: &ApiToken) {
+        self.freshness.forget(token);
+        if let Some(ns) = token.namespace() {
+            self.secrets.forget(&ns, &token.secret_name());
+        }
+        self.failures.clear(&ObjectRef::from_obj(token));
+    }
+
     /// Writes an audit line and counts an issued value from it.
     pub fn audit(&self, record: &Audit) {
         report::audit(record);
@@ -94,6 +105,7 @@ pub async fn run(
         secrets,
     });
     let (revocations, record_revocations) = Revocations::start(ctx.clone());
+    let gone = ctx.clone();
 
     let store = tokens.as_reader();
     let config = || watcher::Config::default().any_semantic();
@@ -113,7 +125,10 @@ pub async fn run(
                 readiness.set_ready();
             }
             // A deleted ApiToken is not reconciled: its revocation is recorded from here.
-            Ok(watcher::Event::Delete(token)) => revocations.deleted(token),
+            Ok(watcher::Event::Delete(token)) => {
+                gone.gone(token);
+                revocations.deleted(token);
+            }
             _ => {}
         });
     let secret_changes = feed.secrets();
@@ -282,9 +297,7 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
         api.get_opt(&cached.name_any()).await?
     };
     let Some(token) = token else {
-        ctx.freshness.forget(cached.as_ref());
-        ctx.secrets.forget(&ns, &cached.secret_name());
-        ctx.failures.clear(&key);
+        ctx.gone(&cached);
         return Ok(Action::await_change());
     };
     let deleting = token.metadata.deletion_timestamp.is_some();
@@ -307,6 +320,12 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
         Err(e) if teardown::is_namespace_terminating(&e) => {
             tracing::debug!(namespace = %ns, name = %cached.name_any(), "namespace terminating");
             Action::await_change()
+        }
+        // The Secret was taken as absent but one is there (someone else's, or one of ours
+        // restored a moment ago): decide again at once, on the Secret as read.
+        Err(e) if matches!(e.of_step(), Error::SecretExists) => {
+            tracing::debug!(namespace = %ns, name = %cached.name_any(), "secret exists");
+            Action::requeue(Duration::ZERO)
         }
         other => other?,
     };

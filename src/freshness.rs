@@ -47,6 +47,11 @@ impl Freshness {
         }
     }
 
+    /// Whether this process wrote the object (and has not forgotten it).
+    pub fn remembers(&self, obj: &impl Resource) -> bool {
+        self.written.lock().unwrap().contains_key(&key(obj))
+    }
+
     /// The object is gone: nothing to remember.
     pub fn forget(&self, obj: &impl Resource) {
         self.written.lock().unwrap().remove(&key(obj));
@@ -64,6 +69,19 @@ mod tests {
         t.metadata.namespace = Some("payments".into());
         t.metadata.resource_version = Some(rv.into());
         t
+    }
+
+    #[test]
+    fn remembers_what_it_wrote_until_forgotten() {
+        let f = Freshness::default();
+        assert!(!f.remembers(&at("100")));
+        f.wrote(&at("100"));
+        assert!(f.remembers(&at("90")));
+        let mut other = at("100");
+        other.metadata.name = Some("other".into());
+        assert!(!f.remembers(&other));
+        f.forget(&at("100"));
+        assert!(!f.remembers(&at("100")));
     }
 
     #[test]

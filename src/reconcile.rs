@@ -116,6 +116,8 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
             let message = format!("the API server rejected the Secret: {message}");
             return stall(token, ctx, status, Readiness::InvalidSpec, message, now).await;
         }
+        // Not a failure to report: the next reconcile reads the Secret that is there.
+        Err(Error::SecretExists) => return Err(Error::SecretExists),
         Err(error) => return Err(progress::retrying(token, ctx, status, error, now).await),
     };
     let (why, message) = if let Some(invalid) = &invalid {

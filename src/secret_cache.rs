@@ -4,17 +4,20 @@
 //! Like the ApiToken cache ([`crate::freshness`]), it can trail the operator's own last write to
 //! a Secret: deciding on the Secret as it was before our last apply could issue a value twice.
 //! So every Secret write records the resourceVersion it returned, and the cached copy decides
-//! only when it is at least that new; otherwise, and for any Secret the cache does not hold (a
-//! first issue, a foreign Secret of that name, a cache still listing), the Secret is read.
+//! only when it is at least that new; otherwise the Secret is read. A Secret the cache does not
+//! hold is taken as absent once the cache has listed, unless the operator wrote one of that name
+//! (the cache trails) or was refused creating one (someone else's is there): a first issue reads
+//! nothing, and the shell create, refused when any Secret of that name exists, is the check.
 //! A restart with nothing due then reads no Secret at all.
 //!
 //! Other Secrets are watched by metadata only ([`crate::namespaces::secret_metadata`]): a
 //! foreign Secret in the way of an ApiToken is read when it changes.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::Client;
 use kube::api::Api;
@@ -35,6 +38,17 @@ const LIST_WAIT: Duration = Duration::from_secs(30);
 pub struct SecretCache {
     store: Store<Secret>,
     written: Freshness,
+    /// Secrets (namespace/name) whose shell create was refused because one exists that the
+    /// cache does not hold (someone else's): read, not assumed absent, until the ApiToken goes.
+    taken: Mutex<HashSet<String>>,
+}
+
+/// An empty Secret of that namespace and name, as a key.
+fn named(ns: &str, name: &str) -> Secret {
+    let mut secret = Secret::default();
+    secret.metadata.namespace = Some(ns.to_owned());
+    secret.metadata.name = Some(name.to_owned());
+    secret
 }
 
 /// The label selector of the operator's own Secrets, and of all others.
@@ -82,12 +96,13 @@ impl SecretCache {
         let cache = Self {
             store,
             written: Freshness::default(),
+            taken: Mutex::default(),
         };
         (cache, events)
     }
 
     /// The Secret `name`: from the cache when it holds it at least as new as our last write to
-    /// it, otherwise as stored.
+    /// it, none without a read when it is [`absent`](Self::absent), otherwise as stored.
     pub async fn get(
         &self,
         api: &Api<Secret>,
@@ -99,8 +114,33 @@ impl SecretCache {
             Some(cached) if self.written.cache_is_current(cached.as_ref()) => {
                 Ok(Some(Arc::unwrap_or_clone(cached)))
             }
+            None if self.absent(ns, name) => Ok(None),
             _ => Ok(api.get_opt(name).await?),
         }
+    }
+
+    /// Whether a Secret the cache does not hold can be taken as absent without reading it: the
+    /// operator's Secrets have been listed, and it neither wrote one of that name nor was refused
+    /// creating one. A Secret of someone else's may still be there (the cache holds only the
+    /// operator's); the shell create, which fails when any Secret of that name exists, finds it
+    /// ([`SecretCache::refused`]), and the next reconcile reads it. A first issue then costs no
+    /// read at all.
+    pub fn absent(&self, ns: &str, name: &str) -> bool {
+        let listed = self.store.wait_until_ready().now_or_never().is_some();
+        listed
+            && !self.written.remembers(&named(ns, name))
+            && !self.taken_lock().contains(&format!("{ns}/{name}"))
+    }
+
+    /// The shell create of `name` was refused (409): a Secret the cache does not hold is there.
+    pub fn refused(&self, ns: &str, name: &str) {
+        self.taken_lock().insert(format!("{ns}/{name}"));
+    }
+
+    fn taken_lock(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.taken
+            .lock()
+            .expect("the refused creates are never poisoned")
     }
 
     /// Waits until the first list of the operator's Secrets is in, at most LIST_WAIT (e.g. without
@@ -126,12 +166,11 @@ impl SecretCache {
         self.written.wrote(stored);
     }
 
-    /// The ApiToken is gone: its Secret's last write need not be remembered.
+    /// The ApiToken is gone: its Secret's last write and a refused create need not be
+    /// remembered.
     pub fn forget(&self, ns: &str, name: &str) {
-        let mut gone = Secret::default();
-        gone.metadata.namespace = Some(ns.to_owned());
-        gone.metadata.name = Some(name.to_owned());
-        self.written.forget(&gone);
+        self.written.forget(&named(ns, name));
+        self.taken_lock().remove(&format!("{ns}/{name}"));
     }
 }
 
@@ -150,6 +189,36 @@ mod tests {
             selector(false),
             "app.kubernetes.io/managed-by!=apitoken-operator"
         );
+    }
+
+    #[test]
+    fn a_secret_is_taken_as_absent_only_once_listed_never_written_and_never_refused() {
+        let (store, mut writer) = reflector::store::<Secret>();
+        let cache = SecretCache {
+            store,
+            written: Freshness::default(),
+            taken: Mutex::default(),
+        };
+        // Before the first list nothing is known: read.
+        assert!(!cache.absent("payments", "billing"));
+        writer.apply_watcher_event(&watcher::Event::Init);
+        writer.apply_watcher_event(&watcher::Event::InitDone);
+        assert!(cache.absent("payments", "billing"));
+        // Written by us but not yet in the cache: read.
+        let mut ours = named("payments", "billing");
+        ours.metadata.resource_version = Some("7".into());
+        cache.wrote(&ours);
+        assert!(!cache.absent("payments", "billing"));
+        assert!(cache.absent("payments", "other"));
+        // Someone else's Secret refused our create: read.
+        cache.refused("payments", "other");
+        assert!(!cache.absent("payments", "other"));
+        assert!(cache.absent("other-namespace", "other"));
+        // The ApiTokens are gone: nothing is remembered.
+        cache.forget("payments", "billing");
+        cache.forget("payments", "other");
+        assert!(cache.absent("payments", "billing"));
+        assert!(cache.absent("payments", "other"));
     }
 
     #[test]

@@ -26,7 +26,14 @@ pub(super) async fn apply_secret(
         Some(observed) if !secret::needs_write(observed, &want) => return Ok(None),
         Some(observed) => observed.resource_version(),
         None => {
-            let shell = create_shell(secrets, token).await?;
+            let shell = match create_shell(secrets, token).await {
+                Err(Error::Kube(kube::Error::Api(s))) if s.code == 409 => {
+                    let ns = token.namespace().unwrap_or_default();
+                    cache.refused(&ns, &token.secret_name());
+                    return Err(Error::SecretExists);
+                }
+                shell => shell?,
+            };
             cache.wrote(&shell);
             shell.resource_version()
         }
@@ -49,7 +56,8 @@ pub(super) async fn apply_secret(
 }
 
 /// Creates the new Secret's shell ([`secret::shell_for`]). Fails with 409 Conflict when any
-/// Secret of that name exists; the next reconcile then sees it and reports SecretConflict.
+/// Secret of that name exists; the next reconcile then reads it and reports SecretConflict (or
+/// takes it back, see `adopt`).
 pub async fn create_shell(secrets: &Api<Secret>, token: &ApiToken) -> Result<Secret, Error> {
     let params = PostParams {
         field_manager: Some(FIELD_MANAGER.into()),

@@ -108,10 +108,12 @@ async fn metrics_show_each_token_issues_by_reason_and_every_write_and_idle_means
     assert_eq!(m.get("apitoken_leader", &[]), Some(1.0));
     // Every write, by resource and verb: a shell and an apply per issued Secret, a status per
     // ApiToken, one Event each. No finalizer: deletionPolicy Delete needs none (crate::deletion).
+    // A first issue reads no Secret: the shell create is the check, so the conflicting token's
+    // create was sent and refused (409), and then its Secret read.
     assert_eq!(
         m.writes(),
         writes(&[
-            ("secrets", "create", 2.0),
+            ("secrets", "create", 3.0),
             ("secrets", "patch", 2.0),
             ("apitokens/status", "patch", 3.0),
             ("events", "create", 3.0),
