@@ -149,3 +149,18 @@ pub fn proc_stats(pid: u32) -> (f64, f64) {
     // After the command name: state is field 0; utime 11, stime 12 (clock ticks, 100 per second).
     (hwm_kib / 1024.0, (ticks(11) + ticks(12)) / 100.0)
 }
+
+/// CPU seconds used so far by the processes named `comm` (e.g. `kube-apiserver`, `etcd`): the
+/// control plane runs on this machine, so where a scenario's time goes can be told apart.
+pub fn cpu_of(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .map(|pid| proc_stats(pid).1)
+        .sum()
+}

@@ -284,6 +284,7 @@ pub fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
 /// Secrets; refused (403) writes counted.
 pub async fn teardown(
     client: &Client,
+    op: &Operator,
     down: &[String],
     n: usize,
     r: &mut Report,
@@ -322,9 +323,9 @@ pub async fn teardown(
         Ok(())
     })
     .await?;
-    let same = delete_namespaces(client, &same).await?;
+    let (same, same_cpu) = timed_cpu(None, delete_namespaces(client, &same)).await?;
     let refused_before = counters::refused(client).await?;
-    let tokens = delete_namespaces(client, bench).await?;
+    let (tokens, tokens_cpu) = timed_cpu(Some(op), delete_namespaces(client, bench)).await?;
     let refused = counters::refused(client).await? - refused_before;
     r.row(
         "teardown",
@@ -348,7 +349,37 @@ pub async fn teardown(
         tokens / same,
     );
     r.row("teardown", "refused (403) requests during it", refused);
+    let [api, etcd, operator] = tokens_cpu;
+    r.row("teardown", "CPU (s), operator running: operator", operator);
+    r.row("teardown", "CPU (s), operator running: kube-apiserver", api);
+    r.row("teardown", "CPU (s), operator running: etcd", etcd);
+    r.row(
+        "teardown",
+        "CPU (s), same objects alone: kube-apiserver",
+        same_cpu[0],
+    );
+    r.row("teardown", "CPU (s), same objects alone: etcd", same_cpu[1]);
     Ok(())
+}
+
+/// The result of `work`, and the CPU seconds kube-apiserver, etcd and the operator (when given)
+/// used while it ran.
+async fn timed_cpu<T>(
+    op: Option<&Operator>,
+    work: impl Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(T, [f64; 3])> {
+    let cpu = || {
+        let operator = op.map_or(0.0, |op| counters::proc_stats(op.pid()).1);
+        [
+            counters::cpu_of("kube-apiserver"),
+            counters::cpu_of("etcd"),
+            operator,
+        ]
+    };
+    let before = cpu();
+    let done = work.await?;
+    let after = cpu();
+    Ok((done, std::array::from_fn(|i| after[i] - before[i])))
 }
 
 /// Deletes `names` and waits until all are gone; returns the seconds it took.

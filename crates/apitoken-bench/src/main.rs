@@ -158,7 +158,7 @@ async fn main() -> anyhow::Result<()> {
         life::lateness(&client, "lateness", m, args.lateness_secs, &late, &mut r).await?;
     }
     if want("teardown") {
-        life::teardown(&client, &down, n, &mut r).await?;
+        life::teardown(&client, &op, &down, n, &mut r).await?;
     }
     op.stop()?;
 
