@@ -323,9 +323,9 @@ pub async fn teardown(
         Ok(())
     })
     .await?;
-    let (same, same_cpu) = timed_cpu(None, delete_namespaces(client, &same)).await?;
+    let (same, same_cpu) = timed_cpu(op, delete_namespaces(client, &same)).await?;
     let refused_before = counters::refused(client).await?;
-    let (tokens, tokens_cpu) = timed_cpu(Some(op), delete_namespaces(client, bench)).await?;
+    let (tokens, tokens_cpu) = timed_cpu(op, delete_namespaces(client, bench)).await?;
     let refused = counters::refused(client).await? - refused_before;
     r.row(
         "teardown",
@@ -349,31 +349,28 @@ pub async fn teardown(
         tokens / same,
     );
     r.row("teardown", "refused (403) requests during it", refused);
-    let [api, etcd, operator] = tokens_cpu;
-    r.row("teardown", "CPU (s), operator running: operator", operator);
-    r.row("teardown", "CPU (s), operator running: kube-apiserver", api);
-    r.row("teardown", "CPU (s), operator running: etcd", etcd);
-    r.row(
-        "teardown",
-        "CPU (s), same objects alone: kube-apiserver",
-        same_cpu[0],
-    );
-    r.row("teardown", "CPU (s), same objects alone: etcd", same_cpu[1]);
+    for (case, [api, etcd, operator]) in [
+        ("operator running", tokens_cpu),
+        ("same objects alone", same_cpu),
+    ] {
+        r.row("teardown", &format!("CPU (s), {case}: kube-apiserver"), api);
+        r.row("teardown", &format!("CPU (s), {case}: etcd"), etcd);
+        r.row("teardown", &format!("CPU (s), {case}: operator"), operator);
+    }
     Ok(())
 }
 
-/// The result of `work`, and the CPU seconds kube-apiserver, etcd and the operator (when given)
-/// used while it ran.
+/// The result of `work`, and the CPU seconds kube-apiserver, etcd and the operator used while it
+/// ran.
 async fn timed_cpu<T>(
-    op: Option<&Operator>,
+    op: &Operator,
     work: impl Future<Output = anyhow::Result<T>>,
 ) -> anyhow::Result<(T, [f64; 3])> {
     let cpu = || {
-        let operator = op.map_or(0.0, |op| counters::proc_stats(op.pid()).1);
         [
             counters::cpu_of("kube-apiserver"),
             counters::cpu_of("etcd"),
-            operator,
+            counters::proc_stats(op.pid()).1,
         ]
     };
     let before = cpu();
