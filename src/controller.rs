@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -25,7 +25,7 @@ use crate::health::Readiness;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::naming::Naming;
-use crate::report::{self, Audit};
+use crate::report::{self, Audit, Events};
 use crate::secret_cache::SecretCache;
 use crate::{namespaces, reconcile, teardown};
 
@@ -46,7 +46,7 @@ pub struct Settings {
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: Events,
     pub metrics: Arc<Metrics>,
     /// Whether this replica may write; asked before each reconcile.
     pub leadership: Leadership,
@@ -96,7 +96,7 @@ pub async fn run(
     let (secrets, own_secret_events) = SecretCache::watch(&client, &settings.namespaces);
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: Events::new(client.clone(), reporter),
         metrics,
         leadership: leadership.clone(),
         failures: Failures::default(),

@@ -120,7 +120,7 @@ async fn record(token: &ApiToken, ctx: &Context) {
             "{value} is revoked; garbage collection deletes Secret {}",
             token.secret_name()
         );
-        let published = report::try_event(&ctx.recorder, token, Reason::Revoked, note, None).await;
+        let published = report::try_event(&ctx.events, token, Reason::Revoked, note, None).await;
         match published.map_err(Error::Kube) {
             // Without RBAC to read namespaces, the first refusal tells: no more tries there.
             Err(error) if teardown::is_namespace_terminating(&error) => {
@@ -179,7 +179,7 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action
                 let note = format!(
                     "kept Secret {name} with {value} and removed this ApiToken's ownership"
                 );
-                report::event(&ctx.recorder, token, Reason::Retained, note, None).await;
+                report::event(&ctx.events, token, Reason::Retained, note, None).await;
             }
         }
     }

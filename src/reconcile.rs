@@ -154,7 +154,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     write_status(token, ctx, &status).await?;
 
     if why == Readiness::InvalidSpec && was.as_deref() != Some(why.as_str()) {
-        report::event(&ctx.recorder, token, Reason::InvalidSpec, message, None).await;
+        report::event(&ctx.events, token, Reason::InvalidSpec, message, None).await;
     }
     if let (Some(revision), false) = (status.revision, plan.action == plan::Action::Expire) {
         rollout::restart_targets(ctx, token, ns, revision, report.is_some()).await?;
@@ -167,7 +167,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context, ns: &str) -> Result<Action, 
     }) = report
     {
         ctx.audit(&audit);
-        report::event(&ctx.recorder, token, reason, note, related.as_ref()).await;
+        report::event(&ctx.events, token, reason, note, related.as_ref()).await;
     }
     Ok(requeue_at(plan.next_due, Timestamp::now()))
 }
@@ -392,7 +392,7 @@ async fn stall(
             Readiness::SecretConflict => Reason::SecretConflict,
             _ => Reason::InvalidSpec,
         };
-        report::event(&ctx.recorder, token, reason, message, None).await;
+        report::event(&ctx.events, token, reason, message, None).await;
     }
     Ok(Action::await_change())
 }

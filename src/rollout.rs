@@ -65,14 +65,7 @@ pub async fn restart_targets(
                     "{:?} {} does not exist; its Pods were not restarted for revision {revision}",
                     target.kind, target.name
                 );
-                report::event(
-                    &ctx.recorder,
-                    token,
-                    Reason::RolloutTargetMissing,
-                    note,
-                    None,
-                )
-                .await;
+                report::event(&ctx.events, token, Reason::RolloutTargetMissing, note, None).await;
             }
             continue;
         };
@@ -95,7 +88,7 @@ pub async fn restart_targets(
         let targets = restarted.join(", ");
         tracing::info!(namespace = ns, name = %token.name_any(), revision, %targets, "rollout restart");
         let note = format!("restarted {targets} for revision {revision}");
-        report::event(&ctx.recorder, token, Reason::RolloutRestarted, note, None).await;
+        report::event(&ctx.events, token, Reason::RolloutRestarted, note, None).await;
     }
     Ok(())
 }

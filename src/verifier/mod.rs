@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -26,12 +26,13 @@ use crate::feed::VerifierReceivers;
 use crate::leader::Leadership;
 use crate::metrics::Metrics;
 use crate::namespaces;
+use crate::report::Events;
 use api::ApiTokenVerifier;
 use digests::DigestCache;
 
 pub struct Context {
     pub client: Client,
-    pub recorder: Recorder,
+    pub events: Events,
     /// Every ApiToken in the watched namespaces, with labels, spec and status.
     pub tokens: Store<ApiToken>,
     pub digests: DigestCache,
@@ -58,7 +59,7 @@ pub async fn run(
     };
     let ctx = Arc::new(Context {
         client: client.clone(),
-        recorder: Recorder::new(client.clone(), reporter),
+        events: Events::new(client.clone(), reporter),
         tokens,
         digests: DigestCache::default(),
         metrics,

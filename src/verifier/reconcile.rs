@@ -111,7 +111,7 @@ pub async fn reconcile(cached: Arc<ApiTokenVerifier>, ctx: Arc<Context>) -> Resu
         tracing::info!(namespace = %ns, verifier = %verifier.name_any(), keys = held, tokens, "key set written");
         let note = format!("Secret {name}: {message}");
         report::event(
-            &ctx.recorder,
+            &ctx.events,
             &verifier,
             Reason::KeySetUpdated,
             note,
@@ -146,7 +146,7 @@ async fn stall(
         &verifier.namespace().unwrap_or_default(),
     );
     if write_status(&api, verifier, &status).await? {
-        report::event(&ctx.recorder, verifier, reason, message, None).await;
+        report::event(&ctx.events, verifier, reason, message, None).await;
     }
     Ok(Action::await_change())
 }
