@@ -198,20 +198,20 @@ pub fn trim_managed_fields(token: &mut ApiToken) {
         fields.retain(sets_rotate_annotation);
         for entry in fields {
             if let Some(tree) = entry.fields_v1.as_mut() {
-                tree.0 = crate::fields::names_under(&tree.0, &[&["metadata", "annotations"]]);
+                tree.0 = crate::fields::names_under(&tree.0, &[ANNOTATIONS]);
             }
         }
     }
 }
 
 fn sets_rotate_annotation(entry: &ManagedFieldsEntry) -> bool {
-    let key = format!("f:{ROTATE_ANNOTATION}");
     entry
         .fields_v1
         .as_ref()
-        .and_then(|f| f.0.get("f:metadata")?.get("f:annotations")?.get(&key))
-        .is_some()
+        .is_some_and(|f| crate::fields::names_in(&f.0, ANNOTATIONS).contains(ROTATE_ANNOTATION))
 }
+
+const ANNOTATIONS: &[&str] = &["metadata", "annotations"];
 
 #[cfg(test)]
 mod tests {

@@ -210,28 +210,13 @@ pub const OWN_SECTIONS: &[&[&str]; 3] = &[
 
 /// Field names under `section` (`data`, `metadata.labels`, ...) that our field manager applied.
 fn applied_by_us(secret: &Secret, section: &[&str]) -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
-    for entry in secret
+    secret
         .managed_fields()
         .iter()
         .filter(|m| m.manager.as_deref() == Some(FIELD_MANAGER))
-    {
-        let Some(fields) = entry.fields_v1.as_ref() else {
-            continue;
-        };
-        let mut node = Some(&fields.0);
-        for part in section {
-            node = node.and_then(|n| n.get(format!("f:{part}")));
-        }
-        if let Some(map) = node.and_then(|n| n.as_object()) {
-            keys.extend(
-                map.keys()
-                    .filter_map(|k| k.strip_prefix("f:"))
-                    .map(str::to_owned),
-            );
-        }
-    }
-    keys
+        .filter_map(|entry| entry.fields_v1.as_ref())
+        .flat_map(|fields| crate::fields::names_in(&fields.0, section))
+        .collect()
 }
 
 /// Whether applying `desired` would change anything we own in `observed`. Keys someone else

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use futures::{FutureExt, Stream};
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::Client;
 use kube::api::Api;
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -58,15 +59,19 @@ pub fn selector(ours: bool) -> String {
 }
 
 /// Keeps only what decisions use: managedFields of other managers are dropped (they can be
-/// larger than the Secret itself, and only our own entry is ever read), and of our own entry the
-/// names of the data keys, labels and annotations we applied ([`crate::secret::needs_write`]).
+/// larger than the Secret itself, and only our own entry is ever read), and of our own entries
+/// the manager and the names of the data keys, labels and annotations we applied
+/// ([`crate::secret::needs_write`]), in the compact form of [`fields::names_under`].
 pub fn trim(secret: &mut Secret) {
     if let Some(fields) = secret.metadata.managed_fields.as_mut() {
         fields.retain(|f| f.manager.as_deref() == Some(FIELD_MANAGER));
         for entry in fields {
-            if let Some(tree) = entry.fields_v1.as_mut() {
-                tree.0 = fields::names_under(&tree.0, OWN_SECTIONS);
-            }
+            *entry = ManagedFieldsEntry {
+                manager: entry.manager.take(),
+                fields_v1: (entry.fields_v1.take())
+                    .map(|tree| FieldsV1(fields::names_under(&tree.0, OWN_SECTIONS))),
+                ..ManagedFieldsEntry::default()
+            };
         }
     }
 }
@@ -177,7 +182,6 @@ impl SecretCache {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
     #[test]
     fn ours_and_the_others_are_told_apart_by_the_managed_by_label() {
@@ -222,9 +226,17 @@ mod tests {
     }
 
     #[test]
-    fn only_our_own_managed_fields_entry_is_kept() {
+    fn only_the_names_in_our_own_managed_fields_entry_are_kept() {
         let entry = |manager: &str| ManagedFieldsEntry {
             manager: Some(manager.into()),
+            operation: Some("Apply".into()),
+            api_version: Some("v1".into()),
+            fields_type: Some("FieldsV1".into()),
+            fields_v1: Some(FieldsV1(serde_json::json!({
+                "f:data": {"f:token": {}},
+                "f:metadata": {"f:labels": {"f:team": {}}, "f:ownerReferences": {}},
+                "f:type": {},
+            }))),
             ..ManagedFieldsEntry::default()
         };
         let mut secret = Secret::default();
@@ -234,11 +246,16 @@ mod tests {
             entry("argocd"),
         ]);
         trim(&mut secret);
-        let kept: Vec<_> = (secret.metadata.managed_fields.unwrap())
-            .iter()
-            .map(|f| f.manager.clone().unwrap())
-            .collect();
-        assert_eq!(kept, [FIELD_MANAGER]);
+        assert_eq!(
+            secret.metadata.managed_fields.unwrap(),
+            [ManagedFieldsEntry {
+                manager: Some(FIELD_MANAGER.into()),
+                fields_v1: Some(FieldsV1(serde_json::json!(
+                    "data/token\nmetadata.labels/team\n"
+                ))),
+                ..ManagedFieldsEntry::default()
+            }]
+        );
         let mut none = Secret::default();
         trim(&mut none);
         assert!(none.metadata.managed_fields.is_none());
