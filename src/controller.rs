@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::channel::mpsc::UnboundedReceiver;
 use futures::{StreamExt, TryStreamExt};
@@ -290,7 +290,15 @@ async fn reconcile_stored(cached: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Ac
     let api: Api<ApiToken> = Api::namespaced(ctx.client.clone(), &ns);
     let key = ObjectRef::from_obj(cached.as_ref());
     // The watch cache can trail our own last write (a status, a removed finalizer); deciding on
-    // it could issue twice or clean up twice. Then decide on the object as stored.
+    // it could issue twice or clean up twice. The watch brings that write soon, and its event
+    // reconciles the token again: nothing to decide until then (another change in between comes
+    // after it on the watch). Past freshness::TRAIL_WAIT, and for a token being deleted (its
+    // cleanup must not wait for the watch), the token is decided on as stored.
+    let deleting = cached.metadata.deletion_timestamp.is_some();
+    if !deleting && ctx.freshness.trails(cached.as_ref(), Instant::now()) {
+        tracing::debug!(namespace = %ns, name = %cached.name_any(), "cache trails our write");
+        return Ok(Action::await_change());
+    }
     let token = if ctx.freshness.cache_is_current(cached.as_ref()) {
         Some(cached.as_ref().clone())
     } else {
