@@ -19,6 +19,7 @@ pub mod freshness;
 mod fuzz;
 pub mod health;
 pub mod leader;
+pub mod list_turns;
 pub mod metrics;
 pub mod namespaces;
 pub mod naming;

@@ -13,6 +13,8 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 
+use crate::list_turns::{Turns, in_turn};
+
 /// The `--namespace` values as given (each may be a comma-separated list): trimmed, without
 /// blanks and duplicates, in order. Empty means all namespaces.
 pub fn parse(values: &[String]) -> Vec<String> {
@@ -52,15 +54,15 @@ pub fn secret_metadata(
 ) -> impl Stream<Item = Result<PartialObjectMeta<Secret>, watcher::Error>> + Send + use<> {
     let apis = apis::<PartialObjectMeta<Secret>>(client, namespaces);
     let selector = selector.map(str::to_owned);
+    // Ten namespaces listed at once decoded ten pages side by side: they list in turn.
+    let turns = Turns::default();
     stream::select_all(apis.into_iter().map(|(_, api)| {
         let mut config = watcher::Config::default().page_size(500);
         if let Some(selector) = &selector {
             config = config.labels(selector);
         }
-        watcher::watcher(api, config)
-            .default_backoff()
-            .touched_objects()
-            .boxed()
+        let watch = watcher::watcher(api, config).default_backoff();
+        in_turn(watch, &turns).touched_objects().boxed()
     }))
 }
 
@@ -79,11 +81,13 @@ where
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
     let mut merge = Merge::new(sources.len());
+    // The sources list in turn (see crate::list_turns), then watch side by side.
+    let turns = Turns::default();
     let tagged = stream::select_all(
         sources
             .into_iter()
             .enumerate()
-            .map(|(i, (ns, s))| s.map(move |e| (i, ns.clone(), e)).boxed()),
+            .map(|(i, (ns, s))| in_turn(s, &turns).map(move |e| (i, ns.clone(), e)).boxed()),
     );
     tagged.flat_map(move |(i, ns, item)| {
         let events = match item {
