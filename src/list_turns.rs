@@ -31,6 +31,17 @@ struct Gate<S> {
     wants_turn: bool,
 }
 
+impl<S> Gate<S> {
+    /// After `item`: a list announced waits for a turn; a list done or failed ends the turn.
+    fn saw<K, E>(&mut self, item: &Result<Event<K>, E>) {
+        match item {
+            Ok(Event::Init) => self.wants_turn = self.turn.is_none(),
+            Ok(Event::InitDone) | Err(_) => self.turn = None,
+            _ => {}
+        }
+    }
+}
+
 /// `watch`, listing only in its turn. A watcher announces a list with `Init` before it sends the
 /// request, so the next poll waits for the turn; `InitDone` ends the turn, and so does an error
 /// (the watcher backs off and lists again, announcing it with another `Init`).
@@ -56,11 +67,7 @@ where
             gate.wants_turn = false;
         }
         let item = gate.watch.next().await?;
-        match &item {
-            Ok(Event::Init) => gate.wants_turn = gate.turn.is_none(),
-            Ok(Event::InitDone) | Err(_) => gate.turn = None,
-            Ok(_) => {}
-        }
+        gate.saw(&item);
         Some((item, gate))
     })
 }
