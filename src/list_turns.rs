@@ -6,13 +6,20 @@
 //! a start grew with the number of namespaces listed together: with 50,000 unrelated Secrets in
 //! ten namespaces, ten pages of their metadata were decoded side by side. [`in_turn`] makes the
 //! watches that share [`Turns`] take turns for their list phase (from `Init` to `InitDone`);
-//! once listed, they watch side by side as before.
+//! once listed, they watch side by side as before. A turn lasts at most [`TURN`]: a list that
+//! hangs (an API server that stopped answering) goes on without it, and delays the others by no
+//! more than that.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{Stream, StreamExt, stream};
 use kube::runtime::watcher::Event;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, sleep_until};
+
+/// The longest one list holds its turn. A namespace of 50,000 Secrets lists in a few seconds.
+pub const TURN: Duration = Duration::from_secs(10);
 
 /// The turns a group of watches take to list: one at a time.
 #[derive(Clone)]
@@ -27,7 +34,8 @@ impl Default for Turns {
 struct Gate<S> {
     watch: S,
     turns: Turns,
-    turn: Option<OwnedSemaphorePermit>,
+    /// The turn held, and until when.
+    turn: Option<(OwnedSemaphorePermit, Instant)>,
     wants_turn: bool,
 }
 
@@ -42,9 +50,10 @@ impl<S> Gate<S> {
     }
 }
 
-/// `watch`, listing only in its turn. A watcher announces a list with `Init` before it sends the
-/// request, so the next poll waits for the turn; `InitDone` ends the turn, and so does an error
-/// (the watcher backs off and lists again, announcing it with another `Init`).
+/// `watch`, listing only in its turn. A watcher with kube's default `ListWatch` strategy (the
+/// operator's) announces a list with `Init` before it sends the request, so the next poll waits
+/// for the turn; `InitDone` ends the turn, and so does an error (the watcher backs off and lists
+/// again, announcing it with another `Init`), and so does [`TURN`] passing.
 pub fn in_turn<K, E, S>(
     watch: S,
     turns: &Turns,
@@ -63,10 +72,21 @@ where
     stream::unfold(gate, |mut gate| async move {
         if gate.wants_turn {
             let turns = gate.turns.0.clone();
-            gate.turn = Some(turns.acquire_owned().await.expect("never closed"));
+            let turn = turns.acquire_owned().await.expect("never closed");
+            gate.turn = Some((turn, Instant::now() + TURN));
             gate.wants_turn = false;
         }
-        let item = gate.watch.next().await?;
+        let item = match gate.turn.as_ref().map(|(_, until)| *until) {
+            None => gate.watch.next().await?,
+            Some(until) => tokio::select! {
+                item = gate.watch.next() => item?,
+                () = sleep_until(until) => {
+                    // Taking too long: list on, without the turn (`next` loses nothing).
+                    gate.turn = None;
+                    gate.watch.next().await?
+                }
+            },
+        };
         gate.saw(&item);
         Some((item, gate))
     })
@@ -96,6 +116,21 @@ mod tests {
     ) {
         let turns = Turns::default();
         (watch(&turns), watch(&turns))
+    }
+
+    /// Two watches that announced a list: a is listing (one object seen), b waits for its turn.
+    #[allow(clippy::type_complexity)]
+    fn a_lists_b_waits() -> (
+        (Tx, impl Stream<Item = Item> + Unpin),
+        (Tx, impl Stream<Item = Item> + Unpin),
+    ) {
+        let ((a_tx, mut a), (b_tx, mut b)) = two();
+        send(&a_tx, [Ok(Event::Init), Ok(Event::InitApply(1))]);
+        send(&b_tx, [Ok(Event::Init), Ok(Event::InitApply(1))]);
+        assert_eq!(event(poll(&mut a)), Some("Init"));
+        assert_eq!(event(poll(&mut a)), Some("InitApply"));
+        assert_eq!(event(poll(&mut b)), Some("Init"));
+        ((a_tx, a), (b_tx, b))
     }
 
     fn send(tx: &Tx, items: impl IntoIterator<Item = Item>) {
@@ -172,5 +207,42 @@ mod tests {
         assert!(a.next().await.is_none());
         drop(a);
         assert_eq!(event(poll(&mut b)), Some("InitApply"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_list_that_takes_too_long_goes_on_without_its_turn() {
+        let ((a_tx, mut a), (_b_tx, mut b)) = a_lists_b_waits();
+        // a's list hangs: b waits, for a turn's length and no longer.
+        tokio::time::sleep(TURN - Duration::from_millis(1)).await;
+        assert_eq!(event(poll(&mut a)), None);
+        assert_eq!(event(poll(&mut b)), None);
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(event(poll(&mut a)), None);
+        assert_eq!(event(poll(&mut b)), Some("InitApply"));
+        // a's list still finishes, and its InitDone takes nothing from b.
+        send(&a_tx, [Ok(Event::InitApply(2)), Ok(Event::InitDone)]);
+        assert_eq!(event(poll(&mut a)), Some("InitApply"));
+        assert_eq!(event(poll(&mut a)), Some("InitDone"));
+    }
+
+    #[tokio::test]
+    async fn a_list_announced_while_holding_the_turn_does_not_wait_for_itself() {
+        let ((a_tx, mut a), _) = two();
+        send(
+            &a_tx,
+            [Ok(Event::Init), Ok(Event::Init), Ok(Event::InitApply(1))],
+        );
+        assert_eq!(event(poll(&mut a)), Some("Init"));
+        assert_eq!(event(poll(&mut a)), Some("Init"));
+        assert_eq!(event(poll(&mut a)), Some("InitApply"));
+    }
+
+    #[tokio::test]
+    async fn a_watch_dropped_while_listing_gives_up_its_turn() {
+        let ((a_tx, a), (_b_tx, mut b)) = a_lists_b_waits();
+        assert_eq!(event(poll(&mut b)), None);
+        drop(a); // its sender still open: the watch did not end, it was dropped
+        assert_eq!(event(poll(&mut b)), Some("InitApply"));
+        drop(a_tx);
     }
 }
