@@ -356,7 +356,7 @@ fn secret_key(secret: &impl Resource) -> ObjectRef<Secret> {
 
 const WAKE_AFTER_DUE: Duration = Duration::from_millis(10);
 
-/// Requeue at the next due time; a due time in the past runs again at once.
+/// Requeue just after the next due time; a due time in the past runs again at once (10 ms).
 pub(crate) fn requeue_at(next_due: Option<Timestamp>, now: Timestamp) -> Action {
     match next_due {
         None => Action::await_change(),
