@@ -354,18 +354,15 @@ fn secret_key(secret: &impl Resource) -> ObjectRef<Secret> {
     }
 }
 
-const WAKE_AFTER_DUE: Duration = Duration::from_millis(10);
-
-/// Requeue just after the next due time; a due time in the past runs again at once (10 ms).
+/// Requeue just after the next due time; a due time in the past runs again at once (50 ms).
 pub(crate) fn requeue_at(next_due: Option<Timestamp>, now: Timestamp) -> Action {
     match next_due {
         None => Action::await_change(),
         Some(due) => {
             let wait = due.duration_since(now).max(SignedDuration::ZERO);
-            // A little after, so the wall clock has surely reached the due time when the timer
-            // (on the monotonic clock) fires. Every rotation waits for it: 10 ms, not more. Woken
-            // a hair early, the reconcile finds nothing due and requeues for the rest.
-            let wait = Duration::try_from(wait).unwrap_or(Duration::ZERO) + WAKE_AFTER_DUE;
+            // Sub-second rounding up so we never wake a hair before the due time.
+            let wait =
+                Duration::try_from(wait).unwrap_or(Duration::ZERO) + Duration::from_millis(50);
             Action::requeue(wait.min(MAX_REQUEUE))
         }
     }
@@ -385,7 +382,7 @@ mod tests {
         let due = ts("2026-11-22T10:01:00Z");
         assert_eq!(
             requeue_at(Some(due), now),
-            Action::requeue(Duration::from_millis(60_010))
+            Action::requeue(Duration::from_millis(60_050))
         );
     }
 
@@ -395,7 +392,7 @@ mod tests {
         let due = ts("2026-11-22T09:00:00Z");
         assert_eq!(
             requeue_at(Some(due), now),
-            Action::requeue(Duration::from_millis(10))
+            Action::requeue(Duration::from_millis(50))
         );
     }
 
