@@ -24,26 +24,11 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::json;
 
-/// CPU seconds used so far by the processes named `comm`.
-fn cpu(comm: &str) -> f64 {
-    let ticks = 100.0; // USER_HZ on Linux
-    let mut total = 0.0;
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let path = entry.path();
-        let named = std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == comm);
-        if let (true, Ok(stat)) = (named, std::fs::read_to_string(path.join("stat"))) {
-            let fields: Vec<&str> = stat[stat.rfind(')').unwrap_or(0) + 2..]
-                .split(' ')
-                .collect();
-            let used: f64 = fields[11..13]
-                .iter()
-                .filter_map(|f| f.parse::<f64>().ok())
-                .sum();
-            total += used / ticks;
-        }
-    }
-    total
-}
+// The bench's own /proc reading (an example cannot import from the bench binary).
+#[allow(dead_code)]
+#[path = "../src/counters.rs"]
+mod counters;
+use counters::cpu_of as cpu;
 
 async fn status_write(tokens: &Api<ApiToken>, token: ApiToken, apply: bool) -> kube::Result<()> {
     let mut status = serde_json::to_value(token.status.as_ref()).expect("a status");
