@@ -72,7 +72,7 @@ chart-check:
 MUTANTS_FILES := src/plan.rs src/policy.rs src/policy/format.rs src/token.rs src/cron.rs src/status.rs \
 	src/secret.rs src/report.rs src/adopt.rs src/restore.rs src/teardown.rs src/rollout.rs \
 	src/release/stop.rs src/verifier/keys.rs src/deletion.rs src/freshness.rs src/namespaces.rs \
-	src/fields.rs src/feed.rs src/naming.rs src/list_turns.rs \
+	src/fields.rs src/feed.rs src/naming.rs src/list_turns.rs src/packed.rs \
 	crates/apitoken-verify/src/keyset.rs crates/apitoken-verify/src/checksum.rs \
 	crates/apitoken-verify/src/document.rs
 MUTANTS_MIN := 95

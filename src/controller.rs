@@ -155,7 +155,7 @@ pub async fn run(
     let other_secrets = namespaces::secret_metadata(&client, &settings.namespaces, Some(&others));
     let (to_tokens, secret_triggers) = futures::channel::mpsc::unbounded();
     let follow_secrets = futures::stream::select(
-        own_secret_events.map_ok(|s| secret_key(&s)).boxed(),
+        own_secret_events.map_ok(|s| s.key()).boxed(),
         other_secrets.map_ok(|s| secret_key(&s)).boxed(),
     )
     .for_each(move |secret| {

@@ -23,6 +23,7 @@ pub mod list_turns;
 pub mod metrics;
 pub mod namespaces;
 pub mod naming;
+pub mod packed;
 pub mod plan;
 pub mod policy;
 pub mod progress;

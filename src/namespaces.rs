@@ -9,7 +9,7 @@ use futures::{Stream, StreamExt, stream};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::{Lookup, ObjectRef, Store};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 
@@ -76,7 +76,7 @@ pub fn merged<K, S>(
     store: Store<K>,
 ) -> impl Stream<Item = Result<Event<K>, watcher::Error>>
 where
-    K: Resource + Clone + Send + Sync + 'static,
+    K: Lookup + Clone + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
     S: Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
 {
@@ -111,7 +111,7 @@ where
 ///
 /// Objects are held only until they are passed on; after that the merge keeps their keys, and
 /// the store downstream is the one copy (a copy here was a third of the operator's memory).
-pub struct Merge<K: Resource> {
+pub struct Merge<K: Lookup> {
     sources: Vec<Source<K>>,
 }
 
@@ -120,7 +120,7 @@ pub struct Merge<K: Resource> {
 /// when `None` (at 10,000 tokens the merges' tables were 58 MiB of the peak).
 type Seen<K> = HashMap<ObjectRef<K>, Option<Box<K>>>;
 
-struct Source<K: Resource> {
+struct Source<K: Lookup> {
     /// The source's objects as last seen (to tell what a relist no longer contains).
     known: Seen<K>,
     /// A list in progress.
@@ -130,7 +130,7 @@ struct Source<K: Resource> {
 
 impl<K> Merge<K>
 where
-    K: Resource + Clone,
+    K: Lookup + Clone,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     pub fn new(sources: usize) -> Self {

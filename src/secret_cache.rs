@@ -1,6 +1,9 @@
 //! The operator's own Secrets (label `app.kubernetes.io/managed-by: apitoken-operator`), watched
 //! whole into a cache so that a reconcile decides without reading the Secret again.
 //!
+//! Each Secret is kept packed, as its JSON ([`crate::packed`]): decoded, the cache was the
+//! largest part of the operator's memory.
+//!
 //! Like the ApiToken cache ([`crate::freshness`]), it can trail the operator's own last write to
 //! a Secret: deciding on the Secret as it was before our last apply could issue a value twice.
 //! So every Secret write records the resourceVersion it returned, and the cached copy decides
@@ -14,10 +17,10 @@
 //! foreign Secret in the way of an ApiToken is read when it changes.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use futures::{FutureExt, Stream};
+use futures::{FutureExt, Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{FieldsV1, ManagedFieldsEntry};
 use kube::Client;
@@ -30,6 +33,7 @@ use crate::error::Error;
 use crate::fields;
 use crate::freshness::Freshness;
 use crate::namespaces;
+use crate::packed::{self, Packed};
 use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL, OWN_SECTIONS};
 
 /// How long the controller waits at startup for the first list of the operator's Secrets before
@@ -37,7 +41,7 @@ use crate::secret::{MANAGED_BY, MANAGED_BY_LABEL, OWN_SECTIONS};
 const LIST_WAIT: Duration = Duration::from_secs(30);
 
 pub struct SecretCache {
-    store: Store<Secret>,
+    store: Store<Packed<Secret>>,
     written: Freshness,
     /// Secrets (namespace/name) whose shell create was refused because one exists that the
     /// cache does not hold (someone else's): read, not assumed absent, until the ApiToken goes.
@@ -84,7 +88,7 @@ impl SecretCache {
         namespaces: &[String],
     ) -> (
         Self,
-        impl Stream<Item = Result<Secret, watcher::Error>> + Send + use<>,
+        impl Stream<Item = Result<Packed<Secret>, watcher::Error>> + Send + use<>,
     ) {
         let (store, writer) = reflector::store();
         let config = || {
@@ -94,7 +98,10 @@ impl SecretCache {
         };
         let watches = namespaces::apis::<Secret>(client, namespaces)
             .into_iter()
-            .map(|(ns, api)| (ns, watcher(api, config()).default_backoff().modify(trim)))
+            .map(|(ns, api)| {
+                let watch = watcher(api, config()).default_backoff().modify(trim);
+                (ns, watch.map_ok(packed::event))
+            })
             .collect();
         let merged = namespaces::merged(watches, store.clone());
         let events = reflector::reflector(writer, merged).touched_objects();
@@ -115,10 +122,8 @@ impl SecretCache {
         name: &str,
     ) -> Result<Option<Secret>, Error> {
         let key = ObjectRef::new(name).within(ns);
-        match self.store.get(&key) {
-            Some(cached) if self.written.cache_is_current(cached.as_ref()) => {
-                Ok(Some(Arc::unwrap_or_clone(cached)))
-            }
+        match self.store.get(&key).map(|packed| packed.unpack()) {
+            Some(Some(cached)) if self.written.cache_is_current(&cached) => Ok(Some(cached)),
             None if self.absent(ns, name) => Ok(None),
             _ => Ok(api.get_opt(name).await?),
         }
@@ -197,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_taken_as_absent_only_once_listed_never_written_and_never_refused() {
-        let (store, mut writer) = reflector::store::<Secret>();
+        let (store, mut writer) = reflector::store::<Packed<Secret>>();
         let cache = SecretCache {
             store,
             written: Freshness::default(),
