@@ -267,3 +267,24 @@ async fn one_api_per_listed_namespace_or_one_for_all() {
     );
     assert_eq!(urls(&[]), [pair("*", "/api/v1/configmaps")]);
 }
+
+#[test]
+fn a_key_is_namespace_and_name_and_leads_back_to_the_object() {
+    let namespaced = cm("payments", "billing", "1");
+    assert_eq!(&*key(&namespaced), "payments/billing");
+    assert_eq!(
+        object_ref::<ConfigMap>(&key(&namespaced)),
+        ObjectRef::from_obj(&namespaced)
+    );
+    let mut cluster_wide = namespaced.clone();
+    cluster_wide.metadata.namespace = None;
+    assert_eq!(&*key(&cluster_wide), "/billing");
+    assert_eq!(
+        object_ref::<ConfigMap>("/billing"),
+        ObjectRef::<ConfigMap>::new("billing")
+    );
+    assert_eq!(
+        object_ref::<ConfigMap>("billing"),
+        ObjectRef::<ConfigMap>::new("billing")
+    );
+}
