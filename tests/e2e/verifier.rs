@@ -269,8 +269,16 @@ async fn a_label_change_removes_entries_and_a_scope_change_keeps_the_value() {
         .await;
     assert_eq!(entries(&doc), ["reader@1/current"]);
     assert_eq!(verdict(&doc, &writer, &[]), Verdict::Unknown);
-    let v = ns.verifiers().get("orders").await.unwrap();
-    assert_eq!(v.status.unwrap().tokens, Some(1));
+    // Status is written after the key set: wait for it rather than racing it.
+    eventually(
+        "the verifier's status to count one token",
+        TIMEOUT,
+        || async {
+            let status = ns.verifiers().get("orders").await.ok()?.status?;
+            (status.tokens == Some(1)).then_some(())
+        },
+    )
+    .await;
     ns.assert_keyset_clean("orders-keys", &[writer, reader])
         .await;
     ns.delete_namespace().await;
